@@ -1,0 +1,160 @@
+/*  weft/node.h - a node: the part of the fabric a service embeds.
+
+    A node publishes events on an XPUB socket that connects to the SUB socket of every peer it
+    knows, receives on one SUB socket of its own, serves the control protocol (PING, INFO,
+    FETCH) on a ROUTER socket, and finds peers through zgossip. Everything that receives or
+    answers runs on the node's own thread (an actor); weft_publish runs on the caller's thread.
+
+    Ownership: weft_node_new returns a node the caller owns and frees with weft_node_destroy.
+    Subscriptions (weft_sub_t) are owned by the node; weft_unsubscribe or node destruction frees
+    them. Events passed to handlers are valid only for the duration of the call.
+*/
+#ifndef WEFT_NODE_H_INCLUDED
+#define WEFT_NODE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/config.h"
+#include "weft/envelope.h"
+#include "weft/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_node_t weft_node_t;
+typedef struct weft_sub_t weft_sub_t;
+
+/*  Optional envelope fields for weft_publish. Zero-initialise and set what you need; NULL or ""
+    strings are left out of the envelope. */
+typedef struct {
+    const char *corr;                 /* correlation id */
+    const char *trace;                /* trace id */
+    const char *reply;                /* reply-to topic */
+    const char *tenant;               /* tenant id */
+    const char *ct;                   /* payload content type; default application/msgpack */
+    uint32_t ver;                     /* payload schema version; 0 means 1 */
+    const char *const *header_keys;   /* header_count keys ... */
+    const char *const *header_values; /* ... and their values */
+    size_t header_count;
+} weft_meta_t;
+
+/*  One received event, as a handler sees it. Valid only during the handler call. */
+typedef struct {
+    const char *topic;            /* NUL-terminated */
+    const weft_envelope_t *env;   /* decoded envelope */
+    const void *payload;          /* payload bytes (msgpack by convention) */
+    size_t size;                  /* payload size */
+    /* Set by weft_event_fail; read by the node after the handler returns. */
+    char error_code[64];
+    char error_message[256];
+} weft_event_t;
+
+/*  A handler runs on the node's thread for each event whose topic starts with the
+    subscription's prefix. Return 0 for success; on failure return weft_event_fail(...). A
+    handler must not call weft_node_destroy on its own node. It may publish, subscribe and
+    unsubscribe (including its own subscription). */
+typedef int(weft_handler_fn)(weft_event_t *event, void *arg);
+
+/*  Records a handler failure with a short machine-readable code ("db.timeout") and a printf-
+    style message; both are truncated to fit. Returns WEFT_EHANDLER, so a handler can write
+    `return weft_event_fail(ev, "db.timeout", "after %d ms", ms);`. */
+int weft_event_fail(weft_event_t *event, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*  Options for weft_subscribe. Zero-initialise; NULL means all defaults. */
+typedef struct {
+    int reserved; /* no options yet in this version; must be 0 */
+} weft_sub_options_t;
+
+/*  Counters of a node. All are totals since the node started. */
+typedef struct {
+    uint64_t published;       /* events accepted by weft_publish */
+    uint64_t publish_errors;  /* weft_publish calls rejected (bad topic, too big, ...) */
+    uint64_t received;        /* well-formed data events received (fabric topics excluded) */
+    uint64_t delivered;       /* handler calls made */
+    uint64_t dropped;         /* events dropped by this node (no matching handler, shutdown) */
+    uint64_t gaps;            /* events detected missing from a source's seq */
+    uint64_t repaired;        /* missing events later recovered */
+    uint64_t handler_errors;  /* handler calls that returned failure */
+    uint64_t dead_lettered;   /* events handed to a DLQ */
+    uint64_t malformed;       /* data messages rejected by the decoder */
+    uint64_t ctl_requests;    /* control requests served */
+    uint64_t ctl_errors;      /* control requests answered with ERR */
+    uint64_t outbox_events;   /* events currently in the outbox */
+    uint64_t outbox_bytes;    /* bytes currently in the outbox */
+    uint64_t outbox_first_seq;/* oldest seq the outbox holds (0 when empty) */
+    uint64_t last_seq;        /* last seq this node published */
+    uint32_t peers_up;        /* peers whose heartbeat is recent */
+    uint32_t peers_down;      /* peers silent for 3 heartbeats or more */
+} weft_stats_t;
+
+/*  Creates and starts a node called name (1..255 printable bytes; if NULL, the node/name
+    setting or "node-<pid>"). config may be NULL (defaults, environment and $WEFT_CONFIG); the
+    node copies what it needs, the caller keeps ownership of config. Binds its SUB and control
+    endpoints, joins discovery, starts heartbeats. Returns NULL on failure and, if err is not
+    NULL, stores the reason (WEFT_ECONFIG, WEFT_ENET, WEFT_EINVAL, WEFT_ENOMEM); the reason is
+    also logged. */
+weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err);
+
+/*  Stops the node: leaves discovery, closes its sockets (pending outgoing messages are given
+    node/linger ms), frees every subscription, and sets *self_p to NULL. Safe on NULL and twice.
+    Must not be called from one of the node's own handlers. */
+void weft_node_destroy(weft_node_t **self_p);
+
+/*  Publishes one event. Thread-safe; never waits on the network: when no peer is connected or
+    a peer's queue is full the event is not sent to it (it stays in the outbox, from which a
+    receiver can FETCH it). topic must pass weft_topic_check and must not start with "_weft.".
+    payload may be NULL when size is 0. meta may be NULL.
+    Returns the event's seq (>= 1), or WEFT_ETOPIC, WEFT_ERESERVED, WEFT_ETOOBIG (payload over
+    max_payload, or envelope over 64 KiB), WEFT_EINVAL (NULL node, bad meta), WEFT_ESTATE
+    (node stopping). If id_out is not NULL the event id is copied there. */
+int64_t weft_publish(weft_node_t *self, const char *topic, const void *payload, size_t size,
+                     const weft_meta_t *meta, uint8_t id_out[WEFT_ID_SIZE]);
+
+/*  Subscribes handler to every event whose topic starts with prefix ("" means all data topics;
+    fabric topics are delivered only to prefixes that start with "_weft."). Several
+    subscriptions may share a prefix; each gets every matching event. Thread-safe; callable from
+    a handler. Returns a handle owned by the node, or NULL with *err set (WEFT_EINVAL for a bad
+    prefix or options, WEFT_ESTATE if the node is stopping, WEFT_ENOMEM). */
+weft_sub_t *weft_subscribe(weft_node_t *self, const char *prefix, weft_handler_fn *handler,
+                           void *arg, const weft_sub_options_t *options, int *err);
+
+/*  Removes a subscription and sets *sub_p to NULL. After it returns the handler is not called
+    again (when called from a handler, not after that handler returns). Returns WEFT_OK or
+    WEFT_EINVAL (NULL or unknown handle). */
+int weft_unsubscribe(weft_node_t *self, weft_sub_t **sub_p);
+
+/*  Waits until every peer the node has learned of (through gossip or static connect) has
+    completed its connection and sent its subscriptions, and no new peer was learned for
+    node/settle ms; at most timeout_ms. Returns the number of ready peers, or WEFT_ETIMEOUT if
+    the deadline passed first (events published now may miss some peers). */
+int weft_node_wait_peers(weft_node_t *self, int timeout_ms);
+
+/*  Waits until the node has received the heartbeat of a peer called name, at most timeout_ms.
+    Returns WEFT_OK or WEFT_ETIMEOUT. */
+int weft_node_wait_peer_named(weft_node_t *self, const char *name, int timeout_ms);
+
+/*  Copies the node's counters into stats. Thread-safe. */
+void weft_node_stats(weft_node_t *self, weft_stats_t *stats);
+
+/*  The node's name, instance id, and bound endpoints ("tcp://127.0.0.1:PORT"). Strings are owned
+    by the node and valid until it is destroyed. */
+const char *weft_node_name(weft_node_t *self);
+uint64_t weft_node_inst(weft_node_t *self);
+const char *weft_node_sub_endpoint(weft_node_t *self);
+const char *weft_node_ctl_endpoint(weft_node_t *self);
+/*  The gossip endpoint this node bound (it holds the seed), or NULL. */
+const char *weft_node_gossip_endpoint(weft_node_t *self);
+
+/*  Connects the node's publisher to the SUB endpoint of a peer it will not learn through gossip
+    (static peer). Thread-safe. Returns WEFT_OK, WEFT_EINVAL or WEFT_ENET. */
+int weft_node_connect(weft_node_t *self, const char *sub_endpoint);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
