@@ -167,7 +167,7 @@ static int s_decode_map(weft_envelope_t *env, const msgpack_object *root, const 
     if (root->type != MSGPACK_OBJECT_MAP)
         return WEFT_EMALFORMED;
     unsigned seen = 0;
-    uint64_t u;
+    uint64_t u = 0;
     for (uint32_t i = 0; i < root->via.map.size; i++) {
         const msgpack_object *k = &root->via.map.ptr[i].key;
         const msgpack_object *v = &root->via.map.ptr[i].val;
