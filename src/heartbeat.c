@@ -1,0 +1,83 @@
+/*  heartbeat.c - packing and reading `_weft.hb` payloads (see heartbeat.h). */
+#include "heartbeat.h"
+
+#include <unistd.h>
+
+#include "ctl_proto.h"
+#include "mp_guard.h"
+#include "weft/error.h"
+
+void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb)
+{
+    weft_stats_t st;
+    weft_node_stats(node, &st);
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 14);
+    ctl_pack_kv_str(&pk, "name", node->name);
+    ctl_pack_kv_str(&pk, "role", node->role);
+    ctl_pack_kv_uint(&pk, "inst", node->inst);
+    ctl_pack_kv_uint(&pk, "pid", (uint64_t)getpid());
+    ctl_pack_kv_str(&pk, "host", host);
+    ctl_pack_kv_uint(&pk, "uptime_ms", (uint64_t)(zclock_time() - node->started_ms));
+    ctl_pack_kv_uint(&pk, "hb_ms", (uint64_t)node->heartbeat_ms);
+    ctl_pack_kv_uint(&pk, "seq", st.last_seq);
+    ctl_pack_kv_str(&pk, "sub", node->sub_endpoint);
+    ctl_pack_kv_str(&pk, "ctl", node->ctl_endpoint);
+    ctl_pack_kv_uint(&pk, "peers_up", st.peers_up);
+    ctl_pack_kv_uint(&pk, "peers_down", st.peers_down);
+    ctl_pack_str(&pk, "counters");
+    msgpack_pack_map(&pk, 11);
+    ctl_pack_kv_uint(&pk, "published", st.published);
+    ctl_pack_kv_uint(&pk, "received", st.received);
+    ctl_pack_kv_uint(&pk, "delivered", st.delivered);
+    ctl_pack_kv_uint(&pk, "dropped", st.dropped);
+    ctl_pack_kv_uint(&pk, "gaps", st.gaps);
+    ctl_pack_kv_uint(&pk, "repaired", st.repaired);
+    ctl_pack_kv_uint(&pk, "handler_errors", st.handler_errors);
+    ctl_pack_kv_uint(&pk, "dead_lettered", st.dead_lettered);
+    ctl_pack_kv_uint(&pk, "malformed", st.malformed);
+    ctl_pack_kv_uint(&pk, "ctl_requests", st.ctl_requests);
+    ctl_pack_kv_uint(&pk, "ctl_errors", st.ctl_errors);
+    ctl_pack_str(&pk, "outbox");
+    msgpack_pack_map(&pk, 3);
+    ctl_pack_kv_uint(&pk, "events", st.outbox_events);
+    ctl_pack_kv_uint(&pk, "bytes", st.outbox_bytes);
+    ctl_pack_kv_uint(&pk, "first_seq", st.outbox_first_seq);
+}
+
+static void s_copy_str(const msgpack_object *map, const char *key, char *out, size_t cap)
+{
+    const char *p;
+    size_t n;
+    if (ctl_arg_str(map, key, &p, &n) == 0 && n < cap && !memchr(p, 0, n)) {
+        memcpy(out, p, n);
+        out[n] = 0;
+    }
+}
+
+int heartbeat_read(const void *data, size_t size, heartbeat_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    if (mp_guard_check(data, size, 8, NULL) != 0)
+        return WEFT_EMALFORMED;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int rc = WEFT_EMALFORMED;
+    if (msgpack_unpack_next(&u, data, size, &off) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP && ctl_arg_uint(&u.data, "inst", &info->inst) == 0) {
+        ctl_arg_uint(&u.data, "seq", &info->seq);
+        ctl_arg_uint(&u.data, "hb_ms", &info->hb_ms);
+        s_copy_str(&u.data, "name", info->name, sizeof(info->name));
+        s_copy_str(&u.data, "role", info->role, sizeof(info->role));
+        s_copy_str(&u.data, "sub", info->sub, sizeof(info->sub));
+        s_copy_str(&u.data, "ctl", info->ctl, sizeof(info->ctl));
+        rc = 0;
+    }
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}

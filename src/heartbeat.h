@@ -1,0 +1,35 @@
+/*  heartbeat.h - the payload of `_weft.hb`, sent by every node every heartbeat/interval.
+
+    A msgpack map (docs/protocol.md, "Heartbeat"):
+      name, role, inst, pid, host, uptime_ms, hb_ms, seq (last data seq published),
+      sub, ctl (endpoints), peers_up, peers_down,
+      counters: {published, received, delivered, dropped, gaps, repaired, handler_errors,
+                 dead_lettered, malformed, ctl_requests, ctl_errors},
+      outbox: {events, bytes, first_seq}
+    plus role-specific keys added by the role (archiver, DLQ).
+*/
+#ifndef WEFT_HEARTBEAT_H_INCLUDED
+#define WEFT_HEARTBEAT_H_INCLUDED
+
+#include <msgpack.h>
+
+#include "node_internal.h"
+
+/*  Packs this node's heartbeat into sb (cleared first). */
+void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb);
+
+/*  The fields a receiving node needs from a heartbeat. */
+typedef struct {
+    uint64_t inst;
+    uint64_t seq;
+    uint64_t hb_ms;
+    char name[WEFT_NAME_MAX + 1];
+    char role[32];
+    char sub[256];
+    char ctl[256];
+} heartbeat_info_t;
+
+/*  Reads a heartbeat payload (untrusted). Returns 0, or WEFT_EMALFORMED. */
+int heartbeat_read(const void *data, size_t size, heartbeat_info_t *info);
+
+#endif

@@ -1,0 +1,429 @@
+/*  node.c - node lifecycle and the publish path (weft/node.h).
+
+    weft_publish is the hot path: check the topic, take pub_lock, stamp seq/id/ts into a
+    prepared envelope, encode it into a scratch buffer, copy the event into the outbox, send
+    three frames on the XPUB with ZMQ_DONTWAIT, release the lock. Nothing in it waits on the
+    network: a peer whose queue is full (sndhwm) simply does not get the event, and it stays in
+    the outbox for FETCH.
+*/
+#include "node_internal.h"
+
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "weft/error.h"
+
+int weft_event_fail(weft_event_t *event, const char *code, const char *fmt, ...)
+{
+    if (event) {
+        snprintf(event->error_code, sizeof(event->error_code), "%s", code ? code : "error");
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(event->error_message, sizeof(event->error_message), fmt ? fmt : "", ap);
+        va_end(ap);
+    }
+    return WEFT_EHANDLER;
+}
+
+static bool s_name_ok(const char *name)
+{
+    return name && weft_topic_check(name, strlen(name)) == WEFT_OK;
+}
+
+/*  Copies the layers of a caller's config: the node keeps its own so the caller may destroy
+    theirs at once. Only the code layer needs copying; env and file are re-read from source. */
+static weft_config_t *s_config_copy(weft_config_t *from)
+{
+    weft_config_t *copy = weft_config_new();
+    if (!copy || !from)
+        return copy;
+    static const char *keys[] = {
+        "node/name", "node/role", "node/bind", "node/ctl_bind", "node/advertise", "node/linger",
+        "node/loopback", "node/settle", "gossip/seeds", "gossip/bind", "peers/connect",
+        "peers/down_beats", "peers/disconnect_after", "outbox/events", "outbox/bytes",
+        "limits/max_payload", "net/sndhwm", "net/rcvhwm", "heartbeat/interval", "log/verbose"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        weft_config_set(copy, keys[i], weft_config_get(from, keys[i]));
+    return copy;
+}
+
+weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err)
+{
+    int dummy;
+    if (!err)
+        err = &dummy;
+    *err = WEFT_OK;
+    weft_node_t *self = calloc(1, sizeof(*self));
+    if (!self) {
+        *err = WEFT_ENOMEM;
+        return NULL;
+    }
+    self->config = s_config_copy(config);
+    if (!self->config || weft_config_check_env(self->config) != WEFT_OK) {
+        *err = self->config ? WEFT_ECONFIG : WEFT_ENOMEM;
+        weft_config_destroy(&self->config);
+        free(self);
+        return NULL;
+    }
+    weft_config_t *cfg = self->config;
+    const char *cfg_name = weft_config_get(cfg, "node/name");
+    if (name && *name)
+        snprintf(self->name, sizeof(self->name), "%s", name);
+    else if (cfg_name && *cfg_name)
+        snprintf(self->name, sizeof(self->name), "%s", cfg_name);
+    else
+        snprintf(self->name, sizeof(self->name), "node-%d", (int)getpid());
+    snprintf(self->role, sizeof(self->role), "%s", weft_config_get(cfg, "node/role"));
+    if (!s_name_ok(self->name) || !s_name_ok(self->role)) {
+        zsys_error("weft: node name '%s' / role '%s': 1..255 printable ASCII bytes, no spaces",
+                   self->name, self->role);
+        *err = WEFT_EINVAL;
+        weft_config_destroy(&self->config);
+        free(self);
+        return NULL;
+    }
+    uint8_t rnd[WEFT_ID_SIZE];
+    weft_id_new(rnd);
+    memcpy(&self->inst, rnd + 8, 8);
+    self->inst ^= (uint64_t)zclock_usecs() << 16;
+    if (self->inst == 0)
+        self->inst = 1;
+    self->started_ms = zclock_time();
+    self->max_payload = (size_t)weft_config_get_int(cfg, "limits/max_payload", 1 << 20);
+    self->heartbeat_ms = (int)weft_config_get_int(cfg, "heartbeat/interval", 1000);
+    self->down_beats = (int)weft_config_get_int(cfg, "peers/down_beats", 3);
+    self->disconnect_after_ms = (int)weft_config_get_int(cfg, "peers/disconnect_after", 60000);
+    self->settle_ms = (int)weft_config_get_int(cfg, "node/settle", 200);
+    self->linger_ms = (int)weft_config_get_int(cfg, "node/linger", 500);
+    self->loopback = weft_config_get_int(cfg, "node/loopback", 1) != 0;
+    self->verbose = weft_config_get_int(cfg, "log/verbose", 0) != 0;
+    if (self->heartbeat_ms < 10)
+        self->heartbeat_ms = 10;
+    if (self->down_beats < 1)
+        self->down_beats = 1;
+
+    weft_envelope_init(&self->env_template);
+    snprintf(self->env_template.src, sizeof(self->env_template.src), "%s", self->name);
+    self->env_template.inst = self->inst;
+
+    int64_t ob_events = weft_config_get_int(cfg, "outbox/events", 100000);
+    int64_t ob_bytes = weft_config_get_int(cfg, "outbox/bytes", 64 << 20);
+    self->outbox = outbox_new(ob_events > 0 ? (size_t)ob_events : 1,
+                              ob_bytes > 0 ? (size_t)ob_bytes : 1);
+    pthread_mutex_init(&self->pub_lock, NULL);
+
+    self->pub = zsock_new(ZMQ_XPUB);
+    if (!self->outbox || !self->pub) {
+        *err = self->outbox ? WEFT_ENET : WEFT_ENOMEM;
+        weft_node_destroy(&self);
+        return NULL;
+    }
+    zsock_set_sndhwm(self->pub, (int)weft_config_get_int(cfg, "net/sndhwm", 100000));
+    zsock_set_xpub_verbose(self->pub, 1);
+    zsock_set_immediate(self->pub, 1);
+    zsock_set_linger(self->pub, self->linger_ms);
+
+    self->actor = zactor_new(node_actor, self);
+    if (!self->actor || !atomic_load(&self->actor_running)) {
+        *err = WEFT_ENET;
+        weft_node_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void weft_node_destroy(weft_node_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    weft_node_t *self = *self_p;
+    pthread_mutex_lock(&self->pub_lock);
+    self->stopping = true;
+    pthread_mutex_unlock(&self->pub_lock);
+    zactor_destroy(&self->actor);
+    zsock_destroy(&self->pub);
+    outbox_destroy(&self->outbox);
+    pthread_mutex_destroy(&self->pub_lock);
+    weft_config_destroy(&self->config);
+    free(self);
+    *self_p = NULL;
+}
+
+static void s_fill_meta(weft_envelope_t *env, const weft_meta_t *meta)
+{
+    if (!meta)
+        return;
+    if (meta->corr)
+        snprintf(env->corr, sizeof(env->corr), "%s", meta->corr);
+    if (meta->trace)
+        snprintf(env->trace, sizeof(env->trace), "%s", meta->trace);
+    if (meta->reply)
+        snprintf(env->reply, sizeof(env->reply), "%s", meta->reply);
+    if (meta->tenant)
+        snprintf(env->tenant, sizeof(env->tenant), "%s", meta->tenant);
+    if (meta->ct && *meta->ct)
+        snprintf(env->ct, sizeof(env->ct), "%s", meta->ct);
+    if (meta->ver)
+        env->ver = meta->ver;
+    env->h_keys = meta->header_keys;
+    env->h_values = meta->header_values;
+    env->h_count = meta->header_count;
+}
+
+static int s_check_meta(const weft_meta_t *meta)
+{
+    if (!meta)
+        return WEFT_OK;
+    const char *strs[] = {meta->corr, meta->trace, meta->reply, meta->tenant};
+    for (int i = 0; i < 4; i++)
+        if (strs[i] && strlen(strs[i]) > WEFT_NAME_MAX)
+            return WEFT_EINVAL;
+    if (meta->ct && strlen(meta->ct) > WEFT_CT_MAX)
+        return WEFT_EINVAL;
+    if (meta->header_count > WEFT_HEADERS_MAX ||
+        (meta->header_count && (!meta->header_keys || !meta->header_values)))
+        return WEFT_EINVAL;
+    return WEFT_OK;
+}
+
+int64_t node_publish_locked(weft_node_t *self, const char *topic, size_t topic_len,
+                            const void *payload, size_t size, const weft_meta_t *meta,
+                            bool fabric, uint8_t id_out[WEFT_ID_SIZE])
+{
+    /* The template is copied only when meta adds fields; the common case stamps in place. */
+    weft_envelope_t local;
+    weft_envelope_t *env = &self->env_template;
+    pthread_mutex_lock(&self->pub_lock);
+    if (self->stopping) {
+        pthread_mutex_unlock(&self->pub_lock);
+        return WEFT_ESTATE;
+    }
+    if (meta) {
+        local = self->env_template;
+        env = &local;
+        s_fill_meta(env, meta);
+    }
+    uint64_t seq = fabric ? 0 : self->seq + 1;
+    env->seq = seq;
+    env->ts = weft_now_ns();
+    weft_id_new(env->id);
+    int n = weft_envelope_encode(env, self->env_buf, sizeof(self->env_buf));
+    if (n < 0) {
+        pthread_mutex_unlock(&self->pub_lock);
+        return n;
+    }
+    if (!fabric) {
+        self->seq = seq;
+        /* An event larger than outbox/bytes is sent but cannot be held for FETCH. */
+        (void)outbox_put(self->outbox, seq, topic, topic_len, self->env_buf, (size_t)n, payload,
+                         size);
+    }
+    void *sock = zsock_resolve(self->pub);
+    zmq_send(sock, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(sock, self->env_buf, (size_t)n, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(sock, payload, size, ZMQ_DONTWAIT);
+    if (id_out)
+        memcpy(id_out, env->id, WEFT_ID_SIZE);
+    pthread_mutex_unlock(&self->pub_lock);
+    return (int64_t)seq;
+}
+
+int64_t weft_publish(weft_node_t *self, const char *topic, const void *payload, size_t size,
+                     const weft_meta_t *meta, uint8_t id_out[WEFT_ID_SIZE])
+{
+    if (!self || (!payload && size))
+        return WEFT_EINVAL;
+    size_t topic_len = topic ? strnlen(topic, WEFT_TOPIC_MAX + 1) : 0;
+    int rc = weft_topic_check(topic, topic_len);
+    if (rc == WEFT_OK && weft_topic_is_fabric(topic, topic_len))
+        rc = WEFT_ERESERVED;
+    if (rc == WEFT_OK && size > self->max_payload)
+        rc = WEFT_ETOOBIG;
+    if (rc == WEFT_OK)
+        rc = s_check_meta(meta);
+    if (rc != WEFT_OK) {
+        atomic_fetch_add(&self->counters.publish_errors, 1);
+        return rc;
+    }
+    int64_t seq = node_publish_locked(self, topic, topic_len, payload ? payload : "", size, meta,
+                                      false, id_out);
+    if (seq > 0)
+        atomic_fetch_add(&self->counters.published, 1);
+    else
+        atomic_fetch_add(&self->counters.publish_errors, 1);
+    return seq;
+}
+
+int node_pub_connect(weft_node_t *self, const char *endpoint)
+{
+    pthread_mutex_lock(&self->pub_lock);
+    int rc = zsock_connect(self->pub, "%s", endpoint);
+    pthread_mutex_unlock(&self->pub_lock);
+    return rc == 0 ? WEFT_OK : WEFT_ENET;
+}
+
+int node_pub_disconnect(weft_node_t *self, const char *endpoint)
+{
+    pthread_mutex_lock(&self->pub_lock);
+    int rc = zsock_disconnect(self->pub, "%s", endpoint);
+    pthread_mutex_unlock(&self->pub_lock);
+    return rc == 0 ? WEFT_OK : WEFT_ENET;
+}
+
+uint64_t node_pub_drain_subscriptions(weft_node_t *self)
+{
+    static const char hb[] = "\x01" "_weft.hb";
+    char buf[300];
+    pthread_mutex_lock(&self->pub_lock);
+    void *sock = zsock_resolve(self->pub);
+    int n;
+    while ((n = zmq_recv(sock, buf, sizeof(buf), ZMQ_DONTWAIT)) >= 0)
+        if ((size_t)n == sizeof(hb) - 1 && memcmp(buf, hb, sizeof(hb) - 1) == 0)
+            self->hb_subs_seen++;
+    uint64_t seen = self->hb_subs_seen;
+    pthread_mutex_unlock(&self->pub_lock);
+    return seen;
+}
+
+int weft_node_connect(weft_node_t *self, const char *sub_endpoint)
+{
+    if (!self || !sub_endpoint || !*sub_endpoint)
+        return WEFT_EINVAL;
+    zstr_sendx(self->actor, "CONNECT", sub_endpoint, NULL);
+    char *reply = zstr_recv(self->actor);
+    int rc = reply && streq(reply, "0") ? WEFT_OK : WEFT_ENET;
+    zstr_free(&reply);
+    return rc;
+}
+
+static bool s_on_actor_thread(weft_node_t *self)
+{
+    return atomic_load(&self->actor_running) && pthread_equal(pthread_self(), self->actor_thread);
+}
+
+weft_sub_t *weft_subscribe(weft_node_t *self, const char *prefix, weft_handler_fn *handler,
+                           void *arg, const weft_sub_options_t *options, int *err)
+{
+    int dummy;
+    if (!err)
+        err = &dummy;
+    size_t len = prefix ? strnlen(prefix, WEFT_TOPIC_MAX + 1) : WEFT_TOPIC_MAX + 1;
+    if (!self || !handler || len > WEFT_TOPIC_MAX ||
+        (len > 0 && weft_topic_check(prefix, len) != WEFT_OK) || (options && options->reserved)) {
+        *err = WEFT_EINVAL;
+        return NULL;
+    }
+    if (s_on_actor_thread(self))
+        return node_actor_subscribe(self->actor_self, prefix, handler, arg, err);
+    zsock_send(self->actor, "sspp", "SUB", prefix, (void *)handler, arg);
+    weft_sub_t *sub = NULL;
+    int rc = 0;
+    zsock_recv(self->actor, "pi", &sub, &rc);
+    *err = rc;
+    return sub;
+}
+
+int weft_unsubscribe(weft_node_t *self, weft_sub_t **sub_p)
+{
+    if (!self || !sub_p || !*sub_p)
+        return WEFT_EINVAL;
+    int rc;
+    if (s_on_actor_thread(self))
+        rc = node_actor_unsubscribe(self->actor_self, *sub_p);
+    else {
+        zsock_send(self->actor, "sp", "UNSUB", (void *)*sub_p);
+        zsock_recv(self->actor, "i", &rc);
+    }
+    if (rc == WEFT_OK)
+        *sub_p = NULL;
+    return rc;
+}
+
+int weft_node_wait_peers(weft_node_t *self, int timeout_ms)
+{
+    if (!self)
+        return WEFT_EINVAL;
+    int64_t deadline = node_mono_ms() + timeout_ms;
+    while (1) {
+        int known = atomic_load(&self->readiness.known);
+        int ready = atomic_load(&self->readiness.ready);
+        int64_t last = atomic_load(&self->readiness.last_learned_ms);
+        int64_t now = node_mono_ms();
+        if (ready >= known && now - last >= self->settle_ms)
+            return ready;
+        if (now >= deadline)
+            return WEFT_ETIMEOUT;
+        zclock_sleep(5);
+    }
+}
+
+int weft_node_wait_peer_named(weft_node_t *self, const char *name, int timeout_ms)
+{
+    if (!self || !name)
+        return WEFT_EINVAL;
+    int64_t deadline = node_mono_ms() + timeout_ms;
+    while (1) {
+        int up = 0;
+        zsock_send(self->actor, "ss", "HASPEER", name);
+        zsock_recv(self->actor, "i", &up);
+        if (up)
+            return WEFT_OK;
+        if (node_mono_ms() >= deadline)
+            return WEFT_ETIMEOUT;
+        zclock_sleep(5);
+    }
+}
+
+void weft_node_stats(weft_node_t *self, weft_stats_t *s)
+{
+    if (!self || !s)
+        return;
+    memset(s, 0, sizeof(*s));
+    node_counters_t *c = &self->counters;
+    s->published = atomic_load(&c->published);
+    s->publish_errors = atomic_load(&c->publish_errors);
+    s->received = atomic_load(&c->received);
+    s->delivered = atomic_load(&c->delivered);
+    s->dropped = atomic_load(&c->dropped);
+    s->gaps = atomic_load(&c->gaps);
+    s->repaired = atomic_load(&c->repaired);
+    s->handler_errors = atomic_load(&c->handler_errors);
+    s->dead_lettered = atomic_load(&c->dead_lettered);
+    s->malformed = atomic_load(&c->malformed);
+    s->ctl_requests = atomic_load(&c->ctl_requests);
+    s->ctl_errors = atomic_load(&c->ctl_errors);
+    s->peers_up = atomic_load(&c->peers_up);
+    s->peers_down = atomic_load(&c->peers_down);
+    pthread_mutex_lock(&self->pub_lock);
+    uint64_t first, last;
+    s->outbox_events = outbox_range(self->outbox, &first, &last);
+    s->outbox_first_seq = first;
+    s->outbox_bytes = outbox_bytes(self->outbox);
+    s->last_seq = self->seq;
+    pthread_mutex_unlock(&self->pub_lock);
+}
+
+const char *weft_node_name(weft_node_t *self)
+{
+    return self ? self->name : NULL;
+}
+
+uint64_t weft_node_inst(weft_node_t *self)
+{
+    return self ? self->inst : 0;
+}
+
+const char *weft_node_sub_endpoint(weft_node_t *self)
+{
+    return self ? self->sub_endpoint : NULL;
+}
+
+const char *weft_node_ctl_endpoint(weft_node_t *self)
+{
+    return self ? self->ctl_endpoint : NULL;
+}
+
+const char *weft_node_gossip_endpoint(weft_node_t *self)
+{
+    return self && self->gossip_endpoint[0] ? self->gossip_endpoint : NULL;
+}

@@ -1,0 +1,79 @@
+/*  peers.h - what a node knows of the other nodes of the fabric.
+
+    A peer is keyed by its instance id. It is learned from a gossip tuple (name, role, SUB and
+    control endpoints) or from its heartbeat. The table also tracks the SUB endpoints the node's
+    publisher is connected to (several peer records may share one, e.g. after a restart on a
+    fixed port), so an endpoint is connected once and disconnected when its last user goes.
+
+    Gossip tuple (czmq zgossip key/value strings):
+        key   = instance id as 16 lower-case hex digits
+        value = "weft/1 name=<name> role=<role> sub=<endpoint> ctl=<endpoint>"
+    Fields are separated by single spaces; values contain no spaces. Unknown fields are ignored.
+
+    Owned and used by the node's actor thread only.
+*/
+#ifndef WEFT_PEERS_H_INCLUDED
+#define WEFT_PEERS_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/envelope.h"
+
+typedef enum { PEER_NEW = 0, PEER_UP, PEER_DOWN } peer_state_t;
+
+typedef struct {
+    uint64_t inst;
+    char name[WEFT_NAME_MAX + 1];
+    char role[32];
+    char sub[256];          /* SUB endpoint ("" if only heard through a heartbeat) */
+    char ctl[256];          /* control endpoint */
+    peer_state_t state;
+    int64_t learned_ms;     /* monotonic ms when first learned */
+    int64_t last_hb_ms;     /* monotonic ms of the last heartbeat, 0 = none yet */
+    bool connected;         /* our publisher is connected to sub */
+} peer_t;
+
+typedef struct peers_t peers_t;
+
+peers_t *peers_new(void);
+void peers_destroy(peers_t **self_p);
+
+/*  Finds a peer, or NULL. */
+peer_t *peers_lookup(peers_t *self, uint64_t inst);
+
+/*  Adds a peer if unknown (fields copied; NULL strings leave fields as they are), or fills in
+    empty fields of a known one. Sets *is_new. Returns the record, or NULL when the table is
+    full (4096 peers). */
+peer_t *peers_learn(peers_t *self, uint64_t inst, const char *name, const char *role,
+                    const char *sub, const char *ctl, int64_t now_ms, bool *is_new);
+
+/*  Removes a peer record. */
+void peers_forget(peers_t *self, uint64_t inst);
+
+/*  Iteration: first/next over all records (do not forget during iteration). */
+peer_t *peers_first(peers_t *self);
+peer_t *peers_next(peers_t *self);
+size_t peers_size(peers_t *self);
+
+/*  Endpoint reference counting. peers_endpoint_ref returns true when this is the first user
+    (the caller must connect); peers_endpoint_unref returns true when it was the last (the
+    caller must disconnect). */
+bool peers_endpoint_ref(peers_t *self, const char *endpoint);
+bool peers_endpoint_unref(peers_t *self, const char *endpoint);
+/*  Marks an endpoint's connection handshake as done (true) or lost (false). */
+void peers_endpoint_handshake(peers_t *self, const char *endpoint, bool done);
+/*  Connected endpoints, and of those how many have completed the handshake. */
+void peers_endpoint_counts(peers_t *self, int *connected, int *handshaked);
+
+/*  Formats this node's gossip tuple value. Returns 0, or -1 if it does not fit. */
+int peers_tuple_format(char *out, size_t cap, const char *name, const char *role,
+                       const char *sub, const char *ctl);
+
+/*  Parses a gossip tuple. Returns 0, or -1 for a tuple that is not a weft/1 node tuple (other
+    applications may share the gossip network; such tuples are ignored). */
+int peers_tuple_parse(const char *key, const char *value, uint64_t *inst, char *name,
+                      char *role, char *sub, char *ctl);
+
+#endif
