@@ -73,8 +73,9 @@ discovery_t *discovery_new(const char *name, const char *seeds, const char *bind
         to_bind = first_seed;
     if (to_bind) {
         int port = s_bind(self, to_bind);
-        if (port > 0)
-            snprintf(bound_out, cap, "%s", to_bind);
+        const char *colon = strrchr(to_bind, ':');
+        if (port > 0 && colon)
+            snprintf(bound_out, cap, "%.*s:%d", (int)(colon - to_bind), to_bind, port);
         else if (explicit_bind) {
             zsys_error("weft: cannot bind gossip endpoint %s", to_bind);
             discovery_destroy(&self);

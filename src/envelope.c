@@ -229,11 +229,16 @@ static int s_decode_map(weft_envelope_t *env, const msgpack_object *root, const 
             bit = K_H;
             if (v->type != MSGPACK_OBJECT_MAP || v->via.map.size > WEFT_HEADERS_MAX)
                 return WEFT_EMALFORMED;
-            for (uint32_t j = 0; j < v->via.map.size; j++)
-                if (v->via.map.ptr[j].key.type != MSGPACK_OBJECT_STR ||
-                    v->via.map.ptr[j].key.via.str.size == 0 ||
-                    v->via.map.ptr[j].val.type != MSGPACK_OBJECT_STR)
+            for (uint32_t j = 0; j < v->via.map.size; j++) {
+                const msgpack_object *hk = &v->via.map.ptr[j].key, *hv = &v->via.map.ptr[j].val;
+                if (hk->type != MSGPACK_OBJECT_STR || hk->via.str.size == 0 ||
+                    hv->type != MSGPACK_OBJECT_STR)
                     return WEFT_EMALFORMED;
+                /* Headers are C strings to the API (lookup key, encode): refuse a NUL. */
+                if (memchr(hk->via.str.ptr, 0, hk->via.str.size) ||
+                    memchr(hv->via.str.ptr, 0, hv->via.str.size))
+                    return WEFT_EMALFORMED;
+            }
             env->h_count = v->via.map.size;
         }
         if (rc)

@@ -1,0 +1,246 @@
+/*  test_node_inproc.c - publish and subscribe between nodes inside one process: delivery by
+    prefix, envelope fields, loopback, unsubscribe, publish errors, FETCH from the outbox,
+    PING/INFO, config layers. Multi-process behaviour is in test_fabric.sh. */
+#include <czmq.h>
+#include <stdatomic.h>
+
+#include "testing.h"
+#include "weft.h"
+
+typedef struct {
+    atomic_int count;
+    uint64_t last_seq;
+    int out_of_order;
+    char last_topic[256];
+    char last_src[256];
+    char last_corr[256];
+    char last_header[64];
+    size_t last_size;
+} sink_t;
+
+static int s_sink(weft_event_t *ev, void *arg)
+{
+    sink_t *s = arg;
+    if (ev->env->seq <= s->last_seq)
+        s->out_of_order++;
+    s->last_seq = ev->env->seq;
+    snprintf(s->last_topic, sizeof(s->last_topic), "%s", ev->topic);
+    snprintf(s->last_src, sizeof(s->last_src), "%s", ev->env->src);
+    snprintf(s->last_corr, sizeof(s->last_corr), "%s", ev->env->corr);
+    weft_envelope_header(ev->env, "k", s->last_header, sizeof(s->last_header));
+    s->last_size = ev->size;
+    atomic_fetch_add(&s->count, 1);
+    return 0;
+}
+
+/*  A config for a test node: no default seed, no fixed ports. seed may be NULL. */
+static weft_config_t *s_config(const char *seed, bool bind_seed)
+{
+    weft_config_t *cfg = weft_config_new();
+    weft_config_set(cfg, "gossip/seeds", seed ? seed : "none");
+    weft_config_set(cfg, "gossip/bind", bind_seed ? "tcp://127.0.0.1:*" : "none");
+    weft_config_set(cfg, "heartbeat/interval", "100");
+    return cfg;
+}
+
+TEST_CASE("a node delivers its own events to its own subscriptions", t_loopback)
+{
+    weft_config_t *cfg = s_config(NULL, false);
+    weft_node_t *node = weft_node_new("solo", cfg, NULL);
+    weft_config_destroy(&cfg);
+    CHECK(node);
+    sink_t sink = {0};
+    int err;
+    weft_sub_t *sub = weft_subscribe(node, "task.", s_sink, &sink, NULL, &err);
+    CHECK(sub);
+    CHECK(weft_node_wait_peers(node, 3000) >= 1);
+    for (int i = 0; i < 100; i++)
+        CHECK(weft_publish(node, i % 2 ? "task.created" : "user.deleted", "x", 1, NULL, NULL) ==
+              i + 1);
+    CHECK(WAIT_UNTIL(atomic_load(&sink.count) == 50, 3000));
+    CHECK_EQ_INT(sink.out_of_order, 0);
+    CHECK_STR(sink.last_topic, "task.created");
+    CHECK_STR(sink.last_src, "solo");
+    weft_node_destroy(&node);
+    CHECK(node == NULL);
+}
+
+TEST_CASE("two nodes find each other through gossip and deliver by prefix", t_two_nodes)
+{
+    weft_config_t *ca = s_config(NULL, true);
+    weft_node_t *a = weft_node_new("alpha", ca, NULL);
+    weft_config_destroy(&ca);
+    CHECK(a);
+    const char *seed = weft_node_gossip_endpoint(a);
+    CHECK(seed);
+    weft_config_t *cb = s_config(seed, false);
+    weft_node_t *b = weft_node_new("beta", cb, NULL);
+    weft_config_destroy(&cb);
+    CHECK(b);
+    sink_t tasks = {0}, all = {0};
+    int err;
+    weft_sub_t *s1 = weft_subscribe(b, "task.", s_sink, &tasks, NULL, &err);
+    weft_sub_t *s2 = weft_subscribe(b, "", s_sink, &all, NULL, &err);
+    CHECK(s1 && s2);
+    CHECK(weft_node_wait_peer_named(a, "beta", 5000) == WEFT_OK);
+    CHECK(weft_node_wait_peers(a, 5000) >= 2);
+    const char *hk[] = {"k"}, *hv[] = {"v1"};
+    weft_meta_t meta = {.corr = "c-42", .header_keys = hk, .header_values = hv, .header_count = 1};
+    for (int i = 0; i < 1000; i++)
+        CHECK(weft_publish(a, i % 4 ? "task.created" : "audit.log", "hello", 5, &meta, NULL) > 0);
+    CHECK(WAIT_UNTIL(atomic_load(&all.count) == 1000, 5000));
+    CHECK(WAIT_UNTIL(atomic_load(&tasks.count) == 750, 5000));
+    CHECK_EQ_INT(all.out_of_order, 0);
+    CHECK_STR(tasks.last_corr, "c-42");
+    CHECK_STR(tasks.last_header, "v1");
+    CHECK_EQ_INT(tasks.last_size, 5);
+    weft_stats_t st;
+    weft_node_stats(b, &st);
+    CHECK_EQ_INT(st.gaps, 0);
+    CHECK_EQ_INT(st.received, 1000);
+
+    /* Unsubscribe stops delivery. */
+    CHECK(weft_unsubscribe(b, &s1) == WEFT_OK);
+    CHECK(s1 == NULL);
+    for (int i = 0; i < 10; i++)
+        weft_publish(a, "task.created", "x", 1, NULL, NULL);
+    CHECK(WAIT_UNTIL(atomic_load(&all.count) == 1010, 5000));
+    CHECK_EQ_INT(atomic_load(&tasks.count), 750);
+    weft_node_destroy(&b);
+    weft_node_destroy(&a);
+}
+
+TEST_CASE("publish rejects bad topics, the reserved prefix and oversize payloads", t_pub_errors)
+{
+    weft_config_t *cfg = s_config(NULL, false);
+    weft_config_set(cfg, "limits/max_payload", "1k");
+    weft_node_t *node = weft_node_new("errs", cfg, NULL);
+    weft_config_destroy(&cfg);
+    CHECK(node);
+    char big[2048] = {0};
+    CHECK_EQ_INT(weft_publish(node, "", "x", 1, NULL, NULL), WEFT_ETOPIC);
+    CHECK_EQ_INT(weft_publish(node, "has space", "x", 1, NULL, NULL), WEFT_ETOPIC);
+    CHECK_EQ_INT(weft_publish(node, NULL, "x", 1, NULL, NULL), WEFT_ETOPIC);
+    CHECK_EQ_INT(weft_publish(node, "_weft.hb", "x", 1, NULL, NULL), WEFT_ERESERVED);
+    CHECK_EQ_INT(weft_publish(node, "a.b", big, sizeof(big), NULL, NULL), WEFT_ETOOBIG);
+    CHECK_EQ_INT(weft_publish(node, "a.b", big, 1024, NULL, NULL), 1);
+    CHECK_EQ_INT(weft_publish(NULL, "a.b", "x", 1, NULL, NULL), WEFT_EINVAL);
+    weft_stats_t st;
+    weft_node_stats(node, &st);
+    CHECK_EQ_INT(st.publish_errors, 5);
+    CHECK_EQ_INT(st.published, 1);
+    weft_node_destroy(&node);
+}
+
+typedef struct {
+    uint64_t expect;
+    int bad;
+} fetch_check_t;
+
+static int s_fetch_cb(const weft_wire_event_t *ev, void *arg)
+{
+    fetch_check_t *fc = arg;
+    weft_envelope_t env;
+    if (weft_envelope_decode(&env, ev->envelope, ev->envelope_size) != 0 || env.seq != fc->expect)
+        fc->bad++;
+    fc->expect++;
+    return 0;
+}
+
+TEST_CASE("FETCH returns what the outbox holds and a clear error for what it evicted",
+          t_fetch)
+{
+    weft_config_t *cfg = s_config(NULL, false);
+    weft_config_set(cfg, "outbox/events", "1000");
+    weft_node_t *node = weft_node_new("fetcher", cfg, NULL);
+    weft_config_destroy(&cfg);
+    CHECK(node);
+    for (int i = 0; i < 3000; i++)
+        CHECK(weft_publish(node, "t.x", &i, sizeof(i), NULL, NULL) == i + 1);
+    int err;
+    weft_ctl_t *ctl = weft_ctl_new(weft_node_ctl_endpoint(node), &err);
+    CHECK(ctl);
+    fetch_check_t fc = {2001, 0};
+    weft_fetch_totals_t tot;
+    char msg[256] = "";
+    CHECK_EQ_INT(weft_ctl_fetch(ctl, weft_node_inst(node), 2001, 3000, s_fetch_cb, &fc, 3000, &tot,
+                                msg),
+                 WEFT_OK);
+    CHECK_EQ_INT(tot.events, 1000);
+    CHECK_EQ_INT(tot.missing, 0);
+    CHECK_EQ_INT(fc.bad, 0);
+    /* Partly evicted: the held part comes back, the rest is counted missing. */
+    fc.expect = 2001;
+    CHECK_EQ_INT(weft_ctl_fetch(ctl, weft_node_inst(node), 1501, 2100, s_fetch_cb, &fc, 3000, &tot,
+                                msg),
+                 WEFT_OK);
+    CHECK_EQ_INT(tot.events, 100);
+    CHECK_EQ_INT(tot.missing, 500);
+    /* Entirely evicted: ERR gone, saying what is held. */
+    CHECK_EQ_INT(weft_ctl_fetch(ctl, weft_node_inst(node), 1, 10, s_fetch_cb, &fc, 3000, &tot, msg),
+                 WEFT_EGONE);
+    CHECK(strstr(msg, "2001..3000") != NULL);
+    CHECK_EQ_INT(tot.held_from, 2001);
+    /* Wrong instance. */
+    CHECK_EQ_INT(weft_ctl_fetch(ctl, weft_node_inst(node) + 1, 1, 10, s_fetch_cb, &fc, 3000, &tot,
+                                msg),
+                 WEFT_ENOTFOUND);
+    int64_t rtt = 0;
+    CHECK_EQ_INT(weft_ctl_ping(ctl, 3000, &rtt), WEFT_OK);
+    CHECK(rtt > 0);
+    weft_reply_t reply;
+    CHECK_EQ_INT(weft_ctl_call(ctl, "INFO", NULL, 0, 3000, &reply), WEFT_OK);
+    CHECK_STR(reply.status, "OK");
+    weft_reply_clear(&reply);
+    CHECK_EQ_INT(weft_ctl_call(ctl, "NOPE", NULL, 0, 3000, &reply), WEFT_OK);
+    CHECK_STR(reply.status, "ERR");
+    CHECK_STR(reply.err_code, "unknown_command");
+    weft_reply_clear(&reply);
+    weft_ctl_destroy(&ctl);
+    weft_node_destroy(&node);
+}
+
+TEST_CASE("configuration resolves code over environment over file over defaults", t_config)
+{
+    char path[] = "/tmp/weft-test-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    const char *zpl = "outbox\n    events = 777\n    bytes = 2M\nnode\n    role = filerole\n";
+    CHECK(write(fd, zpl, strlen(zpl)) == (ssize_t)strlen(zpl));
+    close(fd);
+    weft_config_t *cfg = weft_config_new();
+    CHECK_EQ_INT(weft_config_load(cfg, path), WEFT_OK);
+    CHECK_EQ_INT(weft_config_get_int(cfg, "outbox/events", 0), 777);
+    CHECK_EQ_INT(weft_config_get_int(cfg, "outbox/bytes", 0), 2 << 20);
+    setenv("WEFT_OUTBOX_EVENTS", "888", 1);
+    CHECK_EQ_INT(weft_config_get_int(cfg, "outbox/events", 0), 888);
+    CHECK_EQ_INT(weft_config_set(cfg, "outbox/events", "999"), WEFT_OK);
+    CHECK_EQ_INT(weft_config_get_int(cfg, "outbox/events", 0), 999);
+    unsetenv("WEFT_OUTBOX_EVENTS");
+    CHECK_STR(weft_config_get(cfg, "node/role"), "filerole");
+    CHECK_EQ_INT(weft_config_get_int(cfg, "heartbeat/interval", 0), 1000);
+    CHECK_EQ_INT(weft_config_set(cfg, "no/such", "1"), WEFT_ECONFIG);
+    CHECK_EQ_INT(weft_config_set(cfg, "outbox/events", "many"), WEFT_ECONFIG);
+    CHECK(weft_config_get(cfg, "no/such") == NULL);
+    weft_config_destroy(&cfg);
+    /* A file with an unknown key is refused. */
+    FILE *f = fopen(path, "w");
+    fputs("outbox\n    eventz = 1\n", f);
+    fclose(f);
+    cfg = weft_config_new();
+    CHECK_EQ_INT(weft_config_load(cfg, path), WEFT_ECONFIG);
+    CHECK_EQ_INT(weft_config_load(cfg, "/nonexistent/weft.cfg"), WEFT_ENOTFOUND);
+    weft_config_destroy(&cfg);
+    unlink(path);
+}
+
+int main(void)
+{
+    zsys_init();
+    RUN_CASE("a node delivers its own events to its own subscriptions", t_loopback);
+    RUN_CASE("two nodes find each other through gossip and deliver by prefix", t_two_nodes);
+    RUN_CASE("publish rejects bad topics, the reserved prefix and oversize payloads", t_pub_errors);
+    RUN_CASE("FETCH returns what the outbox holds and a clear error for what it evicted", t_fetch);
+    RUN_CASE("configuration resolves code over environment over file over defaults", t_config);
+    return TEST_EXIT();
+}
