@@ -17,10 +17,13 @@ int weft_event_fail(weft_event_t *event, const char *code, const char *fmt, ...)
 {
     if (event) {
         snprintf(event->error_code, sizeof(event->error_code), "%s", code ? code : "error");
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(event->error_message, sizeof(event->error_message), fmt ? fmt : "", ap);
-        va_end(ap);
+        event->error_message[0] = 0;
+        if (fmt) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(event->error_message, sizeof(event->error_message), fmt, ap);
+            va_end(ap);
+        }
     }
     return WEFT_EHANDLER;
 }

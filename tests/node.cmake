@@ -4,3 +4,12 @@ target_include_directories(test_node_inproc PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 target_link_libraries(test_node_inproc weft_static)
 add_test(NAME node_inproc COMMAND test_node_inproc)
 set_tests_properties(node_inproc PROPERTIES TIMEOUT 120)
+
+# Multi-process fabric: real nodes in separate processes.
+add_executable(fabric_peer fabric_peer.c)
+target_link_libraries(fabric_peer weft_static)
+add_executable(test_fabric test_fabric.c)
+target_include_directories(test_fabric PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_link_libraries(test_fabric weft_static PkgConfig::MSGPACK)
+add_test(NAME fabric COMMAND test_fabric $<TARGET_FILE:fabric_peer>)
+set_tests_properties(fabric PROPERTIES TIMEOUT 180)
