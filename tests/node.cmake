@@ -13,3 +13,10 @@ target_include_directories(test_fabric PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 target_link_libraries(test_fabric weft_static PkgConfig::MSGPACK)
 add_test(NAME fabric COMMAND test_fabric $<TARGET_FILE:fabric_peer>)
 set_tests_properties(fabric PROPERTIES TIMEOUT 180)
+
+# Hostile input on the SUB and control endpoints.
+add_executable(test_hostile test_hostile.c)
+target_include_directories(test_hostile PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_link_libraries(test_hostile weft_static)
+add_test(NAME hostile COMMAND test_hostile)
+set_tests_properties(hostile PROPERTIES TIMEOUT 120)
