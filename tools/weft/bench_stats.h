@@ -1,0 +1,37 @@
+/*  bench_stats.h - small statistics helpers for `weft bench`: monotonic nanosecond clock,
+    percentiles of per-call latency samples, and the median of per-pass figures (benchmarks run
+    on shared, noisy machines, so summaries use medians rather than means).
+*/
+#ifndef WEFT_BENCH_STATS_H_INCLUDED
+#define WEFT_BENCH_STATS_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*  CLOCK_MONOTONIC in nanoseconds. */
+int64_t bench_now_ns(void);
+
+/*  Latency summary of one set of samples, in nanoseconds. */
+typedef struct {
+    double p50, p99, p999, max;
+} bench_pct_t;
+
+/*  Sorts samples[0..n) in place and fills out with the nearest-rank p50, p99, p99.9 and the
+    maximum. All zero when n is 0. */
+void bench_percentiles(uint32_t *samples, size_t n, bench_pct_t *out);
+
+/*  Median of v[0..n) (sorts v in place); 0 when n is 0. For even n, the mean of the two middle
+    values. */
+double bench_median(double *v, size_t n);
+
+/*  Stores a duration in a uint32_t sample, saturating at UINT32_MAX ns (about 4.3 s). */
+static inline uint32_t bench_sample(int64_t ns)
+{
+    return ns < 0 ? 0 : ns > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+}
+
+/*  Measures the cost of one bench_now_ns() call (median of a short run), in nanoseconds, so
+    reports can say how much of a per-call latency is the timer itself. */
+double bench_timer_overhead_ns(void);
+
+#endif
