@@ -337,7 +337,8 @@ int ctl_streams_credit(ctl_streams_t *self, const ctl_request_t *req, uint64_t s
         return -1;
     uint64_t c = (uint64_t)s->credit + batches;
     s->credit = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
-    s->last_active = zclock_mono();
+    if (batches > 0)
+        s->last_active = zclock_mono(); /* CREDIT 0 must not keep a stream alive forever */
     return 0;
 }
 

@@ -1,6 +1,11 @@
 /*  discovery.c - see discovery.h. */
 #include "discovery.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "weft/error.h"
 
 struct discovery_t {
@@ -14,14 +19,27 @@ static bool s_is_local(const char *endpoint)
            strncmp(endpoint, "tcp://localhost:", 16) == 0;
 }
 
-/*  Probes whether endpoint can be bound, without disturbing a current holder. */
+/*  Probes whether a local TCP endpoint's port is free, with a plain socket: closing it is
+    synchronous, whereas a ZeroMQ listener releases its port asynchronously and would make the
+    real bind that follows fail at random. SO_REUSEADDR matches what libzmq sets. */
 static bool s_can_bind(const char *endpoint)
 {
-    zsock_t *probe = zsock_new(ZMQ_ROUTER);
-    if (!probe)
+    const char *colon = strrchr(endpoint, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    if (port <= 0 || port > 65535)
         return false;
-    bool ok = zsock_bind(probe, "%s", endpoint) >= 0;
-    zsock_destroy(&probe);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+    close(fd);
     return ok;
 }
 

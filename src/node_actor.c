@@ -101,8 +101,9 @@ weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_hand
     }
     snprintf(sub->prefix, sizeof(sub->prefix), "%s", prefix);
     sub->len = strlen(sub->prefix);
-    sub->fabric = weft_topic_is_fabric(sub->prefix, sub->len) ||
-                  (sub->len > 0 && strncmp(WEFT_FABRIC_PREFIX, sub->prefix, sub->len) == 0);
+    /* Fabric events go only to prefixes that start with "_weft."; a shorter prefix such as
+       "_" matches data topics only. */
+    sub->fabric = weft_topic_is_fabric(sub->prefix, sub->len);
     sub->handler = handler;
     sub->arg = arg;
     zlistx_add_end(self->subs, sub);
@@ -456,8 +457,13 @@ static size_t s_fetch_fill(void *state, msgpack_packer *pk, size_t max_events, s
     }
     while (fs->next <= fs->to && n < max_events && bytes < max_bytes) {
         outbox_event_t ev;
-        if (outbox_get(fs->node->outbox, fs->next, &ev) != 0)
-            break;
+        if (outbox_get(fs->node->outbox, fs->next, &ev) != 0) {
+            /* Not held (evicted meanwhile, or too big for the outbox): count it and go on,
+               so the stream always ends. */
+            fs->missing++;
+            fs->next++;
+            continue;
+        }
         ctl_pack_event(pk, ev.topic, ev.topic_size, ev.envelope, ev.envelope_size, ev.payload,
                        ev.payload_size);
         bytes += ev.topic_size + ev.envelope_size + ev.payload_size;
@@ -582,7 +588,8 @@ static void s_pack_info(self_t *self, msgpack_packer *pk)
     ctl_pack_kv_uint(pk, "events", st.outbox_events);
     ctl_pack_kv_uint(pk, "bytes", st.outbox_bytes);
     ctl_pack_kv_uint(pk, "first_seq", st.outbox_first_seq);
-    ctl_pack_kv_uint(pk, "last_seq", st.outbox_events ? st.last_seq : 0);
+    ctl_pack_kv_uint(pk, "last_seq",
+                     st.outbox_events ? st.outbox_first_seq + st.outbox_events - 1 : 0);
     ctl_pack_str(pk, "counters");
     msgpack_pack_map(pk, 12);
     ctl_pack_kv_uint(pk, "published", st.published);
@@ -659,10 +666,9 @@ static void s_handle_ctl(self_t *self)
         } else if (streq(req.command, "CREDIT")) {
             /* No reply: CREDIT for a stream that just ended is normal and harmless. */
             ctl_streams_credit(self->streams, &req, stream, (uint32_t)batches);
-        } else if (ctl_streams_cancel(self->streams, self->ctl, &req, stream) != 0) {
-            atomic_fetch_add(&node->counters.ctl_errors, 1);
-            ctl_reply_err(self->ctl, req.routing, req.request_id, "not_found",
-                          "no open stream %" PRIu64, stream);
+        } else {
+            /* CANCEL of a stream that already ended is a normal race: no reply either. */
+            ctl_streams_cancel(self->streams, self->ctl, &req, stream);
         }
     } else {
         atomic_fetch_add(&node->counters.ctl_errors, 1);

@@ -200,6 +200,30 @@ TEST_CASE("FETCH returns what the outbox holds and a clear error for what it evi
     weft_node_destroy(&node);
 }
 
+TEST_CASE("FETCH over an event too big for the outbox counts it missing and ends", t_fetch_hole)
+{
+    weft_config_t *cfg = s_config(NULL, false);
+    weft_config_set(cfg, "outbox/bytes", "1k");
+    weft_node_t *node = weft_node_new("holes", cfg, NULL);
+    weft_config_destroy(&cfg);
+    CHECK(node);
+    static char big[2048];
+    CHECK(weft_publish(node, "t.x", "a", 1, NULL, NULL) == 1);
+    CHECK(weft_publish(node, "t.x", big, sizeof(big), NULL, NULL) == 2);
+    CHECK(weft_publish(node, "t.x", "c", 1, NULL, NULL) == 3);
+    int err;
+    weft_ctl_t *ctl = weft_ctl_new(weft_node_ctl_endpoint(node), &err);
+    fetch_check_t fc = {3, 0};
+    weft_fetch_totals_t tot;
+    /* The outbox restarted its run at seq 3 after seq 2 could not be held. */
+    CHECK_EQ_INT(weft_ctl_fetch(ctl, weft_node_inst(node), 2, 3, s_fetch_cb, &fc, 3000, &tot, NULL),
+                 WEFT_OK);
+    CHECK_EQ_INT(tot.events, 1);
+    CHECK_EQ_INT(tot.missing, 1);
+    weft_ctl_destroy(&ctl);
+    weft_node_destroy(&node);
+}
+
 TEST_CASE("configuration resolves code over environment over file over defaults", t_config)
 {
     char path[] = "/tmp/weft-test-cfg-XXXXXX";
@@ -241,6 +265,7 @@ int main(void)
     RUN_CASE("two nodes find each other through gossip and deliver by prefix", t_two_nodes);
     RUN_CASE("publish rejects bad topics, the reserved prefix and oversize payloads", t_pub_errors);
     RUN_CASE("FETCH returns what the outbox holds and a clear error for what it evicted", t_fetch);
+    RUN_CASE("FETCH over an event too big for the outbox counts it missing and ends", t_fetch_hole);
     RUN_CASE("configuration resolves code over environment over file over defaults", t_config);
     return TEST_EXIT();
 }
