@@ -352,7 +352,8 @@ int weft_node_wait_peers(weft_node_t *self, int timeout_ms)
         int ready = atomic_load(&self->readiness.ready);
         int64_t last = atomic_load(&self->readiness.last_learned_ms);
         int64_t now = node_mono_ms();
-        if (ready >= known && now - last >= self->settle_ms)
+        if (ready >= known && atomic_load(&self->readiness.self_ready) &&
+            atomic_load(&self->readiness.gossip_heard) && now - last >= self->settle_ms)
             return ready;
         if (now >= deadline)
             return WEFT_ETIMEOUT;
@@ -375,6 +376,14 @@ int weft_node_wait_peer_named(weft_node_t *self, const char *name, int timeout_m
             return WEFT_ETIMEOUT;
         zclock_sleep(5);
     }
+}
+
+void weft_node_readiness(weft_node_t *self, int *ready, int *known)
+{
+    if (ready)
+        *ready = self ? atomic_load(&self->readiness.ready) : 0;
+    if (known)
+        *known = self ? atomic_load(&self->readiness.known) : 0;
 }
 
 void weft_node_stats(weft_node_t *self, weft_stats_t *s)

@@ -182,6 +182,8 @@ static int s_dispatch(self_t *self, const char *topic, size_t topic_len, bool fa
 
 /* ---- peers --------------------------------------------------------------------------------- */
 
+static void s_update_readiness(self_t *self);
+
 static void s_peer_connect(self_t *self, peer_t *p)
 {
     if (p->connected || !p->sub[0] || p->inst == self->node->inst)
@@ -193,6 +195,7 @@ static void s_peer_connect(self_t *self, peer_t *p)
     }
     p->connected = true;
     atomic_store(&self->node->readiness.last_learned_ms, node_mono_ms());
+    s_update_readiness(self);
     if (self->node->verbose)
         zsys_info("weft[%s]: connected to %s (%s, %s)", self->node->name, p->name, p->role,
                   p->sub);
@@ -215,6 +218,7 @@ static void s_handle_gossip(self_t *self)
         char name[WEFT_NAME_MAX + 1], role[32], sub[256], ctl[256];
         if (peers_tuple_parse(key, value, &inst, name, role, sub, ctl) == 0 &&
             inst != self->node->inst) {
+            atomic_store(&self->node->readiness.gossip_heard, true);
             bool is_new;
             peer_t *p = peers_learn(self->peers, inst, name, role, sub, ctl, node_mono_ms(),
                                     &is_new);
@@ -250,6 +254,23 @@ static void s_handle_heartbeat(self_t *self, const weft_envelope_t *env, const v
     s_peer_connect(self, p);
 }
 
+/*  Readiness for weft_node_wait_peers: a peer endpoint is ready when its connection completed
+    the handshake and its subscriptions arrived (every node subscribes "_weft.hb", so the XPUB
+    sees one such subscription per connected peer). */
+static void s_update_readiness(self_t *self)
+{
+    weft_node_t *node = self->node;
+    int waiting, handshaked;
+    bool self_done;
+    peers_endpoint_counts(self->peers, node->loopback ? node->sub_endpoint : NULL, &waiting,
+                          &handshaked, &self_done);
+    int64_t subs = (int64_t)node_pub_drain_subscriptions(node) - (self_done ? 1 : 0);
+    int ready = handshaked < subs ? handshaked : (int)(subs > 0 ? subs : 0);
+    atomic_store(&node->readiness.known, waiting);
+    atomic_store(&node->readiness.ready, ready);
+    atomic_store(&node->readiness.self_ready, !node->loopback || self_done);
+}
+
 /*  Liveness: a peer is down after down_beats heartbeats of silence, forgotten (and
     disconnected) after disconnect_after ms. Publishes counts and readiness for the API. */
 static void s_peers_tick(self_t *self, int64_t now)
@@ -281,12 +302,7 @@ static void s_peers_tick(self_t *self, int64_t now)
     atomic_store(&node->counters.peers_up, up);
     atomic_store(&node->counters.peers_down, down);
 
-    int connected, handshaked;
-    peers_endpoint_counts(self->peers, &connected, &handshaked);
-    uint64_t subs_seen = node_pub_drain_subscriptions(node);
-    int ready = handshaked < (int)subs_seen ? handshaked : (int)subs_seen;
-    atomic_store(&node->readiness.known, connected);
-    atomic_store(&node->readiness.ready, ready);
+    s_update_readiness(self);
 }
 
 static void s_handle_monitor(self_t *self)
@@ -305,11 +321,13 @@ static void s_handle_monitor(self_t *self)
             peers_endpoint_handshake(self->peers, endpoint, true);
         else if (endpoint && event == ZMQ_EVENT_DISCONNECTED)
             peers_endpoint_handshake(self->peers, endpoint, false);
+        else if (endpoint && event == ZMQ_EVENT_CONNECT_RETRIED)
+            peers_endpoint_refused(self->peers, endpoint);
     }
     zstr_free(&endpoint);
     zmsg_destroy(&msg);
     /* A handshake changes readiness: recompute now rather than at the next tick. */
-    s_peers_tick(self, node_mono_ms());
+    s_update_readiness(self);
 }
 
 /* ---- receiving events --------------------------------------------------------------------- */
@@ -818,7 +836,8 @@ static int s_start(self_t *self)
     snprintf(mon, sizeof(mon), "inproc://weft-mon-%016" PRIx64, node->inst);
     pthread_mutex_lock(&node->pub_lock);
     int mrc = zmq_socket_monitor(zsock_resolve(node->pub), mon,
-                                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
+                                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                                     ZMQ_EVENT_CONNECT_RETRIED);
     pthread_mutex_unlock(&node->pub_lock);
     self->monitor = zsock_new(ZMQ_PAIR);
     if (mrc != 0 || !self->monitor || zsock_connect(self->monitor, "%s", mon) != 0)
@@ -856,7 +875,19 @@ static int s_start(self_t *self)
                                node->ctl_endpoint) == 0)
             discovery_announce(self->discovery, key, value);
     }
+    /* Without a gossip client there is nothing to hear; holding the only seed, neither. */
+    const char *seeds = weft_config_get(cfg, "gossip/seeds");
+    bool seed_elsewhere = false;
+    if (self->discovery && seeds && strcmp(seeds, "none") != 0) {
+        char *copy = strdup(seeds), *save = NULL;
+        for (char *ep = strtok_r(copy, ",", &save); ep; ep = strtok_r(NULL, ",", &save))
+            if (strcmp(ep, node->gossip_endpoint) != 0)
+                seed_elsewhere = true;
+        free(copy);
+    }
+    atomic_store(&node->readiness.gossip_heard, !seed_elsewhere);
     int64_t now = node_mono_ms();
+    atomic_store(&node->readiness.last_learned_ms, now);
     self->next_hb = now;
     self->next_tick = now;
     return WEFT_OK;

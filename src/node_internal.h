@@ -28,8 +28,10 @@ typedef struct {
 
 /*  Readiness as the actor last computed it, for weft_node_wait_peers. */
 typedef struct {
-    atomic_int known;          /* peers learned (gossip + static) */
+    atomic_int known;          /* peer endpoints to wait for (own loopback excluded) */
     atomic_int ready;          /* of those, connected with subscriptions received */
+    atomic_bool self_ready;    /* the loopback connection is ready (or loopback is off) */
+    atomic_bool gossip_heard;  /* a tuple came from the gossip network (or no gossip client) */
     atomic_int_fast64_t last_learned_ms; /* monotonic ms of the last new peer */
 } node_readiness_t;
 

@@ -10,6 +10,7 @@
 typedef struct {
     int refs;
     bool handshaked;
+    bool refused;      /* a connection attempt was refused since the last handshake */
 } endpoint_t;
 
 struct peers_t {
@@ -130,16 +131,36 @@ bool peers_endpoint_unref(peers_t *self, const char *endpoint)
 void peers_endpoint_handshake(peers_t *self, const char *endpoint, bool done)
 {
     endpoint_t *e = zhashx_lookup(self->endpoints, endpoint);
-    if (e)
+    if (e) {
         e->handshaked = done;
+        if (done)
+            e->refused = false;
+    }
 }
 
-void peers_endpoint_counts(peers_t *self, int *connected, int *handshaked)
+void peers_endpoint_refused(peers_t *self, const char *endpoint)
 {
-    *connected = (int)zhashx_size(self->endpoints);
-    *handshaked = 0;
-    for (endpoint_t *e = zhashx_first(self->endpoints); e; e = zhashx_next(self->endpoints))
+    endpoint_t *e = zhashx_lookup(self->endpoints, endpoint);
+    if (e && !e->handshaked)
+        e->refused = true;
+}
+
+void peers_endpoint_counts(peers_t *self, const char *self_endpoint, int *waiting,
+                           int *handshaked, bool *self_done)
+{
+    *waiting = *handshaked = 0;
+    *self_done = false;
+    for (endpoint_t *e = zhashx_first(self->endpoints); e; e = zhashx_next(self->endpoints)) {
+        const char *ep = zhashx_cursor(self->endpoints);
+        if (self_endpoint && strcmp(ep, self_endpoint) == 0) {
+            *self_done = e->handshaked;
+            continue;
+        }
+        if (e->refused && !e->handshaked)
+            continue;
+        (*waiting)++;
         *handshaked += e->handshaked;
+    }
 }
 
 int peers_tuple_format(char *out, size_t cap, const char *name, const char *role,

@@ -64,8 +64,15 @@ bool peers_endpoint_ref(peers_t *self, const char *endpoint);
 bool peers_endpoint_unref(peers_t *self, const char *endpoint);
 /*  Marks an endpoint's connection handshake as done (true) or lost (false). */
 void peers_endpoint_handshake(peers_t *self, const char *endpoint, bool done);
-/*  Connected endpoints, and of those how many have completed the handshake. */
-void peers_endpoint_counts(peers_t *self, int *connected, int *handshaked);
+/*  Marks an endpoint whose connection attempt was refused (nobody listens there any more, e.g.
+    a node that exited but whose gossip tuple lives on). It stops counting as a peer to wait
+    for until it completes a handshake. */
+void peers_endpoint_refused(peers_t *self, const char *endpoint);
+/*  Counts endpoints the node should wait for (connected and not refused), and of those the
+    ones that completed the handshake; `self_endpoint` (the node's own SUB, may be NULL) is left
+    out of both and reported in *self_done. */
+void peers_endpoint_counts(peers_t *self, const char *self_endpoint, int *waiting,
+                           int *handshaked, bool *self_done);
 
 /*  Formats this node's gossip tuple value. Returns 0, or -1 if it does not fit. */
 int peers_tuple_format(char *out, size_t cap, const char *name, const char *role,

@@ -53,7 +53,7 @@ TEST_CASE("a node delivers its own events to its own subscriptions", t_loopback)
     int err;
     weft_sub_t *sub = weft_subscribe(node, "task.", s_sink, &sink, NULL, &err);
     CHECK(sub);
-    CHECK(weft_node_wait_peers(node, 3000) >= 1);
+    CHECK(weft_node_wait_peers(node, 3000) == 0); /* ready, and no peer but itself */
     for (int i = 0; i < 100; i++)
         CHECK(weft_publish(node, i % 2 ? "task.created" : "user.deleted", "x", 1, NULL, NULL) ==
               i + 1);
@@ -83,7 +83,7 @@ TEST_CASE("two nodes find each other through gossip and deliver by prefix", t_tw
     weft_sub_t *s2 = weft_subscribe(b, "", s_sink, &all, NULL, &err);
     CHECK(s1 && s2);
     CHECK(weft_node_wait_peer_named(a, "beta", 5000) == WEFT_OK);
-    CHECK(weft_node_wait_peers(a, 5000) >= 2);
+    CHECK(weft_node_wait_peers(a, 5000) == 1);
     const char *hk[] = {"k"}, *hv[] = {"v1"};
     weft_meta_t meta = {.corr = "c-42", .header_keys = hk, .header_values = hv, .header_count = 1};
     for (int i = 0; i < 1000; i++)

@@ -128,10 +128,17 @@ weft_sub_t *weft_subscribe(weft_node_t *self, const char *prefix, weft_handler_f
 int weft_unsubscribe(weft_node_t *self, weft_sub_t **sub_p);
 
 /*  Waits until every peer the node has learned of (through gossip or static connect) has
-    completed its connection and sent its subscriptions, and no new peer was learned for
-    node/settle ms; at most timeout_ms. Returns the number of ready peers, or WEFT_ETIMEOUT if
-    the deadline passed first (events published now may miss some peers). */
+    completed its connection and sent its subscriptions, the node has heard from the gossip
+    network (when it uses a seed held by another node), its own loopback connection is ready,
+    and no new peer was learned for node/settle ms; at most timeout_ms. Peers whose endpoint
+    refuses connections (exited nodes whose gossip tuples live on) are not waited for. Returns
+    the number of ready peers (the node itself not counted), or WEFT_ETIMEOUT if the deadline
+    passed first (events published now may miss some peers; see weft_node_readiness). */
 int weft_node_wait_peers(weft_node_t *self, int timeout_ms);
+
+/*  Current readiness: peers ready, and peers known and waited for (the node itself not
+    counted). Either pointer may be NULL. Thread-safe. */
+void weft_node_readiness(weft_node_t *self, int *ready, int *known);
 
 /*  Waits until the node has received the heartbeat of a peer called name, at most timeout_ms.
     Returns WEFT_OK or WEFT_ETIMEOUT. */
