@@ -20,3 +20,7 @@ target_include_directories(test_hostile PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 target_link_libraries(test_hostile weft_static)
 add_test(NAME hostile COMMAND test_hostile)
 set_tests_properties(hostile PROPERTIES TIMEOUT 120)
+
+# The command line across processes.
+add_test(NAME cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_FILE:weft_cli>)
+set_tests_properties(cli PROPERTIES TIMEOUT 120)

@@ -325,7 +325,7 @@ static void s_help(void)
         "  --ready-file PATH   once subscribed and after that wait, write this node's SUB\n"
         "                      endpoint into PATH (no newline; written to PATH.tmp, then\n"
         "                      renamed), so a script knows it is listening and where\n"
-        "  --print-endpoint    print 'sub=<endpoint> ctl=<endpoint>' on stderr at start\n"
+        "  --print-endpoint    print 'sub=<ep> ctl=<ep> gossip=<ep|none>' on stderr at start\n"
         "  -h, --help          this help\n"
         "Durations (S) are seconds (\"1.5\", \"2s\"), or with a unit: \"500ms\", \"2m\".\n"
         "\n"
@@ -538,8 +538,9 @@ int cmd_sub(int argc, char **argv)
     }
     int64_t start = zclock_mono();
     if (status == 0 && print_endpoint)
-        fprintf(stderr, "sub=%s ctl=%s\n", weft_node_sub_endpoint(node),
-                weft_node_ctl_endpoint(node));
+        fprintf(stderr, "sub=%s ctl=%s gossip=%s\n", weft_node_sub_endpoint(node),
+                weft_node_ctl_endpoint(node),
+                weft_node_gossip_endpoint(node) ? weft_node_gossip_endpoint(node) : "none");
     /* Discovery, in slices so Ctrl-C is noticed. */
     int64_t wait_until = zclock_mono() + wait_ms;
     while (status == 0 && wait_ms > 0 && !zsys_interrupted) {
