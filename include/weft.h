@@ -6,6 +6,7 @@
       weft/config.h    configuration from code, WEFT_* environment and ZPL files
       weft/node.h      a node: publish, subscribe, discovery, outbox, stats
       weft/control.h   a client for the control protocol (PING, INFO, FETCH, ...)
+      weft/service.h   what service nodes (archiver, DLQ) add: heartbeat figures
 
     Build against it with `pkg-config --cflags --libs weft`.
 */
@@ -22,5 +23,6 @@
 #include "weft/config.h"
 #include "weft/node.h"
 #include "weft/control.h"
+#include "weft/service.h"
 
 #endif

@@ -7,16 +7,37 @@
 #include "mp_guard.h"
 #include "weft/error.h"
 
-void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb)
+void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb,
+                    void (*more)(void *arg, msgpack_packer *pk, uint32_t *count), void *arg)
 {
     weft_stats_t st;
     weft_node_stats(node, &st);
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
+
+    /* Sections whose size is known only once packed go to a side buffer first: the map
+       header needs the total number of keys. */
+    msgpack_sbuffer side;
+    msgpack_sbuffer_init(&side);
+    msgpack_packer sp;
+    msgpack_packer_init(&sp, &side, msgpack_sbuffer_write);
+    uint32_t extra = 0;
+    if (more)
+        more(arg, &sp, &extra);
+    pthread_mutex_lock(&node->pub_lock);
+    weft_heartbeat_extra_fn *role_fn = node->hb_extra;
+    void *role_arg = node->hb_extra_arg;
+    pthread_mutex_unlock(&node->pub_lock);
+    if (role_fn) {
+        uint32_t n = 0;
+        role_fn(role_arg, &sp, &n);
+        extra += n;
+    }
+
     msgpack_sbuffer_clear(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 14);
+    msgpack_pack_map(&pk, 15 + extra);
     ctl_pack_kv_str(&pk, "name", node->name);
     ctl_pack_kv_str(&pk, "role", node->role);
     ctl_pack_kv_uint(&pk, "inst", node->inst);
@@ -27,11 +48,13 @@ void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb)
     ctl_pack_kv_uint(&pk, "seq", st.last_seq);
     ctl_pack_kv_str(&pk, "sub", node->sub_endpoint);
     ctl_pack_kv_str(&pk, "ctl", node->ctl_endpoint);
+    ctl_pack_kv_str(&pk, "svc", node->svc_endpoint);
     ctl_pack_kv_uint(&pk, "peers_up", st.peers_up);
     ctl_pack_kv_uint(&pk, "peers_down", st.peers_down);
     ctl_pack_str(&pk, "counters");
-    msgpack_pack_map(&pk, 11);
+    msgpack_pack_map(&pk, 12);
     ctl_pack_kv_uint(&pk, "published", st.published);
+    ctl_pack_kv_uint(&pk, "publish_errors", st.publish_errors);
     ctl_pack_kv_uint(&pk, "received", st.received);
     ctl_pack_kv_uint(&pk, "delivered", st.delivered);
     ctl_pack_kv_uint(&pk, "dropped", st.dropped);
@@ -47,6 +70,8 @@ void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb)
     ctl_pack_kv_uint(&pk, "events", st.outbox_events);
     ctl_pack_kv_uint(&pk, "bytes", st.outbox_bytes);
     ctl_pack_kv_uint(&pk, "first_seq", st.outbox_first_seq);
+    msgpack_sbuffer_write(sb, side.data, side.size);
+    msgpack_sbuffer_destroy(&side);
 }
 
 static void s_copy_str(const msgpack_object *map, const char *key, char *out, size_t cap)
@@ -76,6 +101,7 @@ int heartbeat_read(const void *data, size_t size, heartbeat_info_t *info)
         s_copy_str(&u.data, "role", info->role, sizeof(info->role));
         s_copy_str(&u.data, "sub", info->sub, sizeof(info->sub));
         s_copy_str(&u.data, "ctl", info->ctl, sizeof(info->ctl));
+        s_copy_str(&u.data, "svc", info->svc, sizeof(info->svc));
         rc = 0;
     }
     msgpack_unpacked_destroy(&u);

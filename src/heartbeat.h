@@ -5,7 +5,12 @@
       sub, ctl (endpoints), peers_up, peers_down,
       counters: {published, received, delivered, dropped, gaps, repaired, handler_errors,
                  dead_lettered, malformed, ctl_requests, ctl_errors},
-      outbox: {events, bytes, first_seq}
+      outbox: {events, bytes, first_seq},
+      svc (role service endpoint, "" if none),
+      topics: [[topic, pub_events, pub_bytes, recv_events, recv_bytes], ...] (top 32 + "_other"),
+      latency: {unit, le, counts, count, sum} (publish ts -> receipt, data events),
+      sources: [[src, inst, last_seq, last_ts, gaps], ...] (the 64 most recently heard;
+               last_ts = publish ts of the last event received from it)
     plus role-specific keys added by the role (archiver, DLQ).
 */
 #ifndef WEFT_HEARTBEAT_H_INCLUDED
@@ -15,8 +20,11 @@
 
 #include "node_internal.h"
 
-/*  Packs this node's heartbeat into sb (cleared first). */
-void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb);
+/*  Packs this node's heartbeat into sb (cleared first). more (may be NULL) adds the actor's
+    sections (topics, latency, sources): it packs key/value pairs into pk and adds their number
+    to *count. The node's role hook (weft_node_set_heartbeat_extra) is called too. */
+void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb,
+                    void (*more)(void *arg, msgpack_packer *pk, uint32_t *count), void *arg);
 
 /*  The fields a receiving node needs from a heartbeat. */
 typedef struct {
@@ -27,6 +35,7 @@ typedef struct {
     char role[32];
     char sub[256];
     char ctl[256];
+    char svc[256];
 } heartbeat_info_t;
 
 /*  Reads a heartbeat payload (untrusted). Returns 0, or WEFT_EMALFORMED. */

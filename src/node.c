@@ -8,6 +8,7 @@
 */
 #include "node_internal.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -41,7 +42,8 @@ static weft_config_t *s_config_copy(weft_config_t *from)
     if (!copy || !from)
         return copy;
     static const char *keys[] = {
-        "node/name", "node/role", "node/bind", "node/ctl_bind", "node/advertise", "node/linger",
+        "node/name", "node/role", "node/bind", "node/ctl_bind", "node/advertise", "node/service",
+        "node/linger",
         "node/loopback", "node/settle", "gossip/seeds", "gossip/bind", "peers/connect",
         "peers/down_beats", "peers/disconnect_after", "outbox/events", "outbox/bytes",
         "limits/max_payload", "net/sndhwm", "net/rcvhwm", "heartbeat/interval", "log/verbose"};
@@ -77,6 +79,8 @@ weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err)
     else
         snprintf(self->name, sizeof(self->name), "node-%d", (int)getpid());
     snprintf(self->role, sizeof(self->role), "%s", weft_config_get(cfg, "node/role"));
+    snprintf(self->svc_endpoint, sizeof(self->svc_endpoint), "%s",
+             weft_config_get(cfg, "node/service"));
     if (!s_name_ok(self->name) || !s_name_ok(self->role)) {
         zsys_error("weft: node name '%s' / role '%s': 1..255 printable ASCII bytes, no spaces",
                    self->name, self->role);
@@ -113,6 +117,7 @@ weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err)
     int64_t ob_bytes = weft_config_get_int(cfg, "outbox/bytes", 64 << 20);
     self->outbox = outbox_new(ob_events > 0 ? (size_t)ob_events : 1,
                               ob_bytes > 0 ? (size_t)ob_bytes : 1);
+    self->pub_topics = topic_table_new(TOPIC_TABLE_MAX);
     pthread_mutex_init(&self->pub_lock, NULL);
 
     self->pub = zsock_new(ZMQ_XPUB);
@@ -146,6 +151,7 @@ void weft_node_destroy(weft_node_t **self_p)
     zactor_destroy(&self->actor);
     zsock_destroy(&self->pub);
     outbox_destroy(&self->outbox);
+    topic_table_destroy(&self->pub_topics);
     pthread_mutex_destroy(&self->pub_lock);
     weft_config_destroy(&self->config);
     free(self);
@@ -217,6 +223,7 @@ int64_t node_publish_locked(weft_node_t *self, const char *topic, size_t topic_l
     }
     if (!fabric) {
         self->seq = seq;
+        topic_table_add(self->pub_topics, topic, size);
         /* An event larger than outbox/bytes is sent but cannot be held for FETCH. */
         (void)outbox_put(self->outbox, seq, topic, topic_len, self->env_buf, (size_t)n, payload,
                          size);
@@ -375,6 +382,37 @@ int weft_node_wait_peer_named(weft_node_t *self, const char *name, int timeout_m
         if (node_mono_ms() >= deadline)
             return WEFT_ETIMEOUT;
         zclock_sleep(5);
+    }
+}
+
+void weft_node_set_heartbeat_extra(weft_node_t *self, weft_heartbeat_extra_fn *fn, void *arg)
+{
+    if (!self)
+        return;
+    pthread_mutex_lock(&self->pub_lock);
+    self->hb_extra = fn;
+    self->hb_extra_arg = arg;
+    pthread_mutex_unlock(&self->pub_lock);
+}
+
+int weft_node_find_peer(weft_node_t *self, uint64_t inst, const char *role, const char *name,
+                        int timeout_ms, weft_peer_info_t *out)
+{
+    if (!self || !out)
+        return WEFT_EINVAL;
+    int64_t deadline = node_mono_ms() + timeout_ms;
+    while (1) {
+        int found = 0;
+        char inst_hex[17];
+        snprintf(inst_hex, sizeof(inst_hex), "%016" PRIx64, inst);
+        zsock_send(self->actor, "ssssp", "FINDPEER", inst_hex, role ? role : "", name ? name : "",
+                   (void *)out);
+        zsock_recv(self->actor, "i", &found);
+        if (found)
+            return WEFT_OK;
+        if (node_mono_ms() >= deadline)
+            return timeout_ms > 0 ? WEFT_ETIMEOUT : WEFT_ENOTFOUND;
+        zclock_sleep(10);
     }
 }
 

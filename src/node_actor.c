@@ -17,10 +17,12 @@
 #include "heartbeat.h"
 #include "mp_guard.h"
 #include "node_internal.h"
+#include "node_stats.h"
 #include "peers.h"
 #include "weft/control.h"
 
-#define SOURCES_MAX 65536       /* sources tracked for seq gaps */
+#define SOURCES_MAX 16384       /* sources tracked for seq gaps */
+#define HB_SOURCES 64           /* sources listed in a heartbeat (most recently heard) */
 #define RECV_BURST 1024         /* events handled per wake-up before looking at other sockets */
 #define LOG_PER_SECOND 10       /* rate limit for logs caused by the network */
 
@@ -34,8 +36,12 @@ struct weft_sub_t {
 };
 
 typedef struct {
+    uint64_t inst;              /* the source instance */
     uint64_t last_seq;          /* highest seq seen from this instance */
     int64_t last_ms;            /* monotonic ms of the last event */
+    int64_t last_ts;            /* publish ts of the last event */
+    uint64_t gaps;              /* events found missing from this source */
+    char name[WEFT_NAME_MAX + 1]; /* its src name */
 } source_t;
 
 typedef struct {
@@ -52,6 +58,8 @@ typedef struct {
     bool sweep;                 /* some subs are dead */
     zhashx_t *sources;          /* inst hex -> source_t */
     ctl_streams_t *streams;
+    topic_table_t *recv_topics; /* events received per topic */
+    latency_hist_t latency;     /* publish ts -> receipt, data events */
     msgpack_sbuffer scratch;
     int64_t next_hb;
     int64_t next_tick;
@@ -150,7 +158,8 @@ static void s_sweep(self_t *self)
 
 /*  Calls every live subscription that matches topic. Returns the number of handler calls. */
 static int s_dispatch(self_t *self, const char *topic, size_t topic_len, bool fabric,
-                      const weft_envelope_t *env, const void *payload, size_t size)
+                      const weft_envelope_t *env, const zmq_msg_t *env_frame, const void *payload,
+                      size_t size)
 {
     int calls = 0;
     self->dispatching = true;
@@ -163,6 +172,8 @@ static int s_dispatch(self_t *self, const char *topic, size_t topic_len, bool fa
         ev.env = env;
         ev.payload = payload;
         ev.size = size;
+        ev.envelope_raw = zmq_msg_data((zmq_msg_t *)env_frame);
+        ev.envelope_size = zmq_msg_size(env_frame);
         ev.error_code[0] = ev.error_message[0] = 0;
         int rc = sub->handler(&ev, sub->arg);
         calls++;
@@ -215,13 +226,13 @@ static void s_handle_gossip(self_t *self)
     char *key = NULL, *value = NULL;
     if (discovery_recv(self->discovery, &key, &value) == 0) {
         uint64_t inst;
-        char name[WEFT_NAME_MAX + 1], role[32], sub[256], ctl[256];
-        if (peers_tuple_parse(key, value, &inst, name, role, sub, ctl) == 0 &&
+        char name[WEFT_NAME_MAX + 1], role[32], sub[256], ctl[256], svc[256];
+        if (peers_tuple_parse(key, value, &inst, name, role, sub, ctl, svc) == 0 &&
             inst != self->node->inst) {
             atomic_store(&self->node->readiness.gossip_heard, true);
             bool is_new;
-            peer_t *p = peers_learn(self->peers, inst, name, role, sub, ctl, node_mono_ms(),
-                                    &is_new);
+            peer_t *p = peers_learn(self->peers, inst, name, role, sub, ctl, svc,
+                                    node_mono_ms(), &is_new);
             if (p)
                 s_peer_connect(self, p);
         }
@@ -243,7 +254,8 @@ static void s_handle_heartbeat(self_t *self, const weft_envelope_t *env, const v
         return;
     bool is_new;
     int64_t now = node_mono_ms();
-    peer_t *p = peers_learn(self->peers, hb.inst, hb.name, hb.role, hb.sub, hb.ctl, now, &is_new);
+    peer_t *p = peers_learn(self->peers, hb.inst, hb.name, hb.role, hb.sub, hb.ctl, hb.svc, now,
+                            &is_new);
     if (!p)
         return;
     if (p->state == PEER_DOWN)
@@ -353,6 +365,7 @@ static source_t *s_source(self_t *self, uint64_t inst, int64_t now)
     }
     src = calloc(1, sizeof(*src));
     assert(src);
+    src->inst = inst;
     zhashx_insert(self->sources, key, src);
     return src;
 }
@@ -416,7 +429,7 @@ static bool s_recv_one(self_t *self)
     if (weft_topic_is_fabric(topic_str, tlen)) {
         if (strcmp(topic_str, "_weft.hb") == 0)
             s_handle_heartbeat(self, &env, zmq_msg_data(&payload), zmq_msg_size(&payload));
-        s_dispatch(self, topic_str, tlen, true, &env, zmq_msg_data(&payload),
+        s_dispatch(self, topic_str, tlen, true, &env, &envf, zmq_msg_data(&payload),
                    zmq_msg_size(&payload));
         goto done;
     }
@@ -435,12 +448,19 @@ static bool s_recv_one(self_t *self)
         }
         /* A jump in seq is a loss only when this node subscribes to every data topic; with
            prefix subscriptions the sender filtered the events in between. */
-        if (src->last_seq && env.seq > src->last_seq + 1 && self->full_subs > 0)
+        if (src->last_seq && env.seq > src->last_seq + 1 && self->full_subs > 0) {
             atomic_fetch_add(&node->counters.gaps, env.seq - src->last_seq - 1);
+            src->gaps += env.seq - src->last_seq - 1;
+        }
         src->last_seq = env.seq;
         src->last_ms = now;
+        src->last_ts = env.ts;
+        if (!src->name[0])
+            snprintf(src->name, sizeof(src->name), "%s", env.src);
     }
-    if (s_dispatch(self, topic_str, tlen, false, &env, zmq_msg_data(&payload),
+    topic_table_add(self->recv_topics, topic_str, zmq_msg_size(&payload));
+    latency_hist_add(&self->latency, weft_now_ns() - env.ts);
+    if (s_dispatch(self, topic_str, tlen, false, &env, &envf, zmq_msg_data(&payload),
                    zmq_msg_size(&payload)) == 0)
         atomic_fetch_add(&node->counters.dropped, 1); /* no subscription (any more) */
 done:
@@ -746,6 +766,35 @@ static void s_handle_pipe(self_t *self)
         }
         zstr_sendf(self->pipe, "%d", rc);
         zstr_free(&endpoint);
+    } else if (streq(cmd, "FINDPEER")) {
+        char *inst_hex = zmsg_popstr(msg), *role = zmsg_popstr(msg), *name = zmsg_popstr(msg);
+        zframe_t *of = zmsg_pop(msg);
+        weft_peer_info_t *out = NULL;
+        if (of && zframe_size(of) == sizeof(void *))
+            memcpy(&out, zframe_data(of), sizeof(void *));
+        uint64_t inst = inst_hex ? strtoull(inst_hex, NULL, 16) : 0;
+        int found = 0;
+        for (peer_t *p = peers_first(self->peers); p && out && !found;
+             p = peers_next(self->peers)) {
+            if (p->state != PEER_UP || (inst && p->inst != inst) ||
+                (!inst && role && *role && strcmp(p->role, role) != 0) ||
+                (!inst && name && *name && strcmp(p->name, name) != 0))
+                continue;
+            memset(out, 0, sizeof(*out));
+            snprintf(out->name, sizeof(out->name), "%s", p->name);
+            snprintf(out->role, sizeof(out->role), "%s", p->role);
+            out->inst = p->inst;
+            snprintf(out->sub, sizeof(out->sub), "%s", p->sub);
+            snprintf(out->ctl, sizeof(out->ctl), "%s", p->ctl);
+            snprintf(out->svc, sizeof(out->svc), "%s", p->svc);
+            out->up = true;
+            found = 1;
+        }
+        zsock_send(self->pipe, "i", found);
+        zstr_free(&inst_hex);
+        zstr_free(&role);
+        zstr_free(&name);
+        zframe_destroy(&of);
     } else if (streq(cmd, "HASPEER")) {
         char *name = zmsg_popstr(msg);
         int up = 0;
@@ -761,9 +810,46 @@ static void s_handle_pipe(self_t *self)
 
 /* ---- start, loop, stop ------------------------------------------------------------------ */
 
+static int s_by_recent(const void *a, const void *b)
+{
+    const source_t *x = *(source_t *const *)a, *y = *(source_t *const *)b;
+    return x->last_ms < y->last_ms ? 1 : x->last_ms > y->last_ms ? -1 : 0;
+}
+
+/*  The heartbeat sections only the node's thread knows: topics, latency, sources. */
+static void s_heartbeat_more(void *arg, msgpack_packer *pk, uint32_t *count)
+{
+    self_t *self = arg;
+    ctl_pack_str(pk, "topics");
+    pthread_mutex_lock(&self->node->pub_lock);
+    topic_tables_pack(pk, self->node->pub_topics, self->recv_topics, HB_TOPICS_TOP);
+    pthread_mutex_unlock(&self->node->pub_lock);
+    ctl_pack_str(pk, "latency");
+    latency_hist_pack(pk, &self->latency);
+    size_t n = zhashx_size(self->sources);
+    source_t **all = calloc(n ? n : 1, sizeof(*all));
+    size_t i = 0;
+    for (source_t *s = zhashx_first(self->sources); s && i < n; s = zhashx_next(self->sources))
+        all[i++] = s;
+    qsort(all, i, sizeof(*all), s_by_recent);
+    size_t shown = i < HB_SOURCES ? i : HB_SOURCES;
+    ctl_pack_str(pk, "sources");
+    msgpack_pack_array(pk, (uint32_t)shown);
+    for (size_t j = 0; j < shown; j++) {
+        msgpack_pack_array(pk, 5);
+        ctl_pack_str(pk, all[j]->name);
+        msgpack_pack_uint64(pk, all[j]->inst);
+        msgpack_pack_uint64(pk, all[j]->last_seq);
+        msgpack_pack_int64(pk, all[j]->last_ts);
+        msgpack_pack_uint64(pk, all[j]->gaps);
+    }
+    free(all);
+    *count += 3;
+}
+
 static void s_heartbeat(self_t *self)
 {
-    heartbeat_pack(self->node, &self->scratch);
+    heartbeat_pack(self->node, &self->scratch, s_heartbeat_more, self);
     node_publish_locked(self->node, "_weft.hb", 8, self->scratch.data, self->scratch.size, NULL,
                         true, NULL);
 }
@@ -798,6 +884,7 @@ static int s_start(self_t *self)
     self->sources = zhashx_new();
     zhashx_set_destructor(self->sources, (zhashx_destructor_fn *)zstr_free);
     self->streams = ctl_streams_new();
+    self->recv_topics = topic_table_new(TOPIC_TABLE_MAX);
     msgpack_sbuffer_init(&self->scratch);
 
     self->sub = zsock_new(ZMQ_SUB);
@@ -872,7 +959,7 @@ static int s_start(self_t *self)
         char key[17], value[1024];
         snprintf(key, sizeof(key), "%016" PRIx64, node->inst);
         if (peers_tuple_format(value, sizeof(value), node->name, node->role, node->sub_endpoint,
-                               node->ctl_endpoint) == 0)
+                               node->ctl_endpoint, node->svc_endpoint) == 0)
             discovery_announce(self->discovery, key, value);
     }
     /* Without a gossip client there is nothing to hear; holding the only seed, neither. */
@@ -903,6 +990,7 @@ static void s_stop(self_t *self)
         zlistx_destroy(&self->subs);
     }
     zhashx_destroy(&self->sources);
+    topic_table_destroy(&self->recv_topics);
     peers_destroy(&self->peers);
     if (self->monitor) {
         pthread_mutex_lock(&self->node->pub_lock);

@@ -13,8 +13,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "node_stats.h"
 #include "outbox.h"
 #include "weft/node.h"
+#include "weft/service.h"
 
 #define WEFT_ROLE_MAX 31
 #define WEFT_ENDPOINT_MAX 255
@@ -35,9 +37,6 @@ typedef struct {
     atomic_int_fast64_t last_learned_ms; /* monotonic ms of the last new peer */
 } node_readiness_t;
 
-/*  Extra heartbeat figures a role adds (archiver, DLQ): packs (count) key/value pairs into pk.
-    Runs on the actor thread. */
-typedef void(node_hb_extra_fn)(void *arg, void *msgpack_packer, uint32_t *count);
 
 struct weft_node_t {
     /* immutable after start */
@@ -56,6 +55,7 @@ struct weft_node_t {
     char sub_endpoint[WEFT_ENDPOINT_MAX + 1];
     char ctl_endpoint[WEFT_ENDPOINT_MAX + 1];
     char gossip_endpoint[WEFT_ENDPOINT_MAX + 1]; /* "" unless this node holds the seed */
+    char svc_endpoint[WEFT_ENDPOINT_MAX + 1];    /* role service endpoint (node/service) */
     weft_config_t *config;         /* private copy of the caller's layers */
 
     /* under pub_lock */
@@ -65,7 +65,10 @@ struct weft_node_t {
     weft_envelope_t env_template;  /* src/inst filled once */
     uint8_t env_buf[WEFT_ENVELOPE_MAX];
     outbox_t *outbox;
+    topic_table_t *pub_topics;     /* events published per topic */
     uint64_t hb_subs_seen;         /* "_weft.hb" subscriptions received on the XPUB */
+    weft_heartbeat_extra_fn *hb_extra; /* role figures for heartbeats, or NULL */
+    void *hb_extra_arg;
     bool stopping;
 
     node_counters_t counters;

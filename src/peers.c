@@ -58,7 +58,8 @@ static void s_fill(char *dst, size_t cap, const char *src)
 }
 
 peer_t *peers_learn(peers_t *self, uint64_t inst, const char *name, const char *role,
-                    const char *sub, const char *ctl, int64_t now_ms, bool *is_new)
+                    const char *sub, const char *ctl, const char *svc, int64_t now_ms,
+                    bool *is_new)
 {
     *is_new = false;
     peer_t *p = peers_lookup(self, inst);
@@ -78,6 +79,7 @@ peer_t *peers_learn(peers_t *self, uint64_t inst, const char *name, const char *
     s_fill(p->role, sizeof(p->role), role);
     s_fill(p->sub, sizeof(p->sub), sub);
     s_fill(p->ctl, sizeof(p->ctl), ctl);
+    s_fill(p->svc, sizeof(p->svc), svc);
     return p;
 }
 
@@ -164,9 +166,10 @@ void peers_endpoint_counts(peers_t *self, const char *self_endpoint, int *waitin
 }
 
 int peers_tuple_format(char *out, size_t cap, const char *name, const char *role,
-                       const char *sub, const char *ctl)
+                       const char *sub, const char *ctl, const char *svc)
 {
-    int n = snprintf(out, cap, "weft/1 name=%s role=%s sub=%s ctl=%s", name, role, sub, ctl);
+    int n = snprintf(out, cap, "weft/1 name=%s role=%s sub=%s ctl=%s%s%s", name, role, sub, ctl,
+                     svc && *svc ? " svc=" : "", svc && *svc ? svc : "");
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
@@ -193,7 +196,7 @@ static int s_field(const char *value, const char *field, char *out, size_t cap)
 }
 
 int peers_tuple_parse(const char *key, const char *value, uint64_t *inst, char *name,
-                      char *role, char *sub, char *ctl)
+                      char *role, char *sub, char *ctl, char *svc)
 {
     if (!key || !value || strlen(key) != 16 || strncmp(value, "weft/1 ", 7) != 0)
         return -1;
@@ -204,5 +207,7 @@ int peers_tuple_parse(const char *key, const char *value, uint64_t *inst, char *
     if (s_field(value, "name", name, WEFT_NAME_MAX + 1) || s_field(value, "role", role, 32) ||
         s_field(value, "sub", sub, 256) || s_field(value, "ctl", ctl, 256))
         return -1;
+    if (s_field(value, "svc", svc, 256) != 0)
+        svc[0] = 0;
     return 0;
 }

@@ -7,8 +7,9 @@
 
     Gossip tuple (czmq zgossip key/value strings):
         key   = instance id as 16 lower-case hex digits
-        value = "weft/1 name=<name> role=<role> sub=<endpoint> ctl=<endpoint>"
-    Fields are separated by single spaces; values contain no spaces. Unknown fields are ignored.
+        value = "weft/1 name=<name> role=<role> sub=<endpoint> ctl=<endpoint>[ svc=<endpoint>]"
+    Fields are separated by single spaces; values contain no spaces. Unknown fields are ignored;
+    svc (the endpoint of a role's service, e.g. the archiver's) is optional.
 
     Owned and used by the node's actor thread only.
 */
@@ -29,6 +30,7 @@ typedef struct {
     char role[32];
     char sub[256];          /* SUB endpoint ("" if only heard through a heartbeat) */
     char ctl[256];          /* control endpoint */
+    char svc[256];          /* role service endpoint, "" if none */
     peer_state_t state;
     int64_t learned_ms;     /* monotonic ms when first learned */
     int64_t last_hb_ms;     /* monotonic ms of the last heartbeat, 0 = none yet */
@@ -47,7 +49,8 @@ peer_t *peers_lookup(peers_t *self, uint64_t inst);
     empty fields of a known one. Sets *is_new. Returns the record, or NULL when the table is
     full (4096 peers). */
 peer_t *peers_learn(peers_t *self, uint64_t inst, const char *name, const char *role,
-                    const char *sub, const char *ctl, int64_t now_ms, bool *is_new);
+                    const char *sub, const char *ctl, const char *svc, int64_t now_ms,
+                    bool *is_new);
 
 /*  Removes a peer record. */
 void peers_forget(peers_t *self, uint64_t inst);
@@ -76,11 +79,11 @@ void peers_endpoint_counts(peers_t *self, const char *self_endpoint, int *waitin
 
 /*  Formats this node's gossip tuple value. Returns 0, or -1 if it does not fit. */
 int peers_tuple_format(char *out, size_t cap, const char *name, const char *role,
-                       const char *sub, const char *ctl);
+                       const char *sub, const char *ctl, const char *svc);
 
 /*  Parses a gossip tuple. Returns 0, or -1 for a tuple that is not a weft/1 node tuple (other
     applications may share the gossip network; such tuples are ignored). */
 int peers_tuple_parse(const char *key, const char *value, uint64_t *inst, char *name,
-                      char *role, char *sub, char *ctl);
+                      char *role, char *sub, char *ctl, char *svc);
 
 #endif

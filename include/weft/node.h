@@ -47,6 +47,8 @@ typedef struct {
     const weft_envelope_t *env;   /* decoded envelope */
     const void *payload;          /* payload bytes (msgpack by convention) */
     size_t size;                  /* payload size */
+    const uint8_t *envelope_raw;  /* the envelope frame as received (for archiving as is) */
+    size_t envelope_size;
     /* Set by weft_event_fail; read by the node after the handler returns. */
     char error_code[64];
     char error_message[256];
@@ -155,6 +157,23 @@ const char *weft_node_sub_endpoint(weft_node_t *self);
 const char *weft_node_ctl_endpoint(weft_node_t *self);
 /*  The gossip endpoint this node bound (it holds the seed), or NULL. */
 const char *weft_node_gossip_endpoint(weft_node_t *self);
+
+/*  What a node knows of one peer (weft_node_find_peer). */
+typedef struct {
+    char name[WEFT_NAME_MAX + 1];
+    char role[32];
+    uint64_t inst;
+    char sub[256];      /* SUB endpoint */
+    char ctl[256];      /* control endpoint (PING, INFO, FETCH) */
+    char svc[256];      /* role service endpoint (archiver, DLQ), "" if none */
+    bool up;            /* its heartbeat is recent */
+} weft_peer_info_t;
+
+/*  Finds a peer that is up: by instance (inst != 0), else by role and/or name (NULL = any).
+    Waits up to timeout_ms for one to appear. Thread-safe, but not from a handler when
+    timeout_ms > 0. Returns WEFT_OK and fills out, or WEFT_ETIMEOUT / WEFT_ENOTFOUND. */
+int weft_node_find_peer(weft_node_t *self, uint64_t inst, const char *role, const char *name,
+                        int timeout_ms, weft_peer_info_t *out);
 
 /*  Connects the node's publisher to the SUB endpoint of a peer it will not learn through gossip
     (static peer). Thread-safe. Returns WEFT_OK, WEFT_EINVAL or WEFT_ENET. */

@@ -46,6 +46,19 @@ void bench_percentiles(uint32_t *samples, size_t n, bench_pct_t *out)
     out->max = (double)samples[n - 1];
 }
 
+double bench_share_above(const uint32_t *sorted, size_t n, uint32_t limit)
+{
+    size_t lo = 0, hi = n; /* first index with sorted[i] > limit */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] > limit)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return n ? (double)(n - lo) / (double)n : 0;
+}
+
 double bench_median(double *v, size_t n)
 {
     if (n == 0)

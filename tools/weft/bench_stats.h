@@ -20,6 +20,9 @@ typedef struct {
     maximum. All zero when n is 0. */
 void bench_percentiles(uint32_t *samples, size_t n, bench_pct_t *out);
 
+/*  Share (0..1) of samples[0..n), already sorted by bench_percentiles, that exceed limit. */
+double bench_share_above(const uint32_t *sorted, size_t n, uint32_t limit);
+
 /*  Median of v[0..n) (sorts v in place); 0 when n is 0. For even n, the mean of the two middle
     values. */
 double bench_median(double *v, size_t n);
