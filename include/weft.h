@@ -7,6 +7,7 @@
       weft/node.h      a node: publish, subscribe, discovery, outbox, stats
       weft/control.h   a client for the control protocol (PING, INFO, FETCH, ...)
       weft/service.h   what service nodes (archiver, DLQ) add: heartbeat figures
+      weft/archive.h   replay and look-ups from an archiver
 
     Build against it with `pkg-config --cflags --libs weft`.
 */
@@ -24,5 +25,6 @@
 #include "weft/node.h"
 #include "weft/control.h"
 #include "weft/service.h"
+#include "weft/archive.h"
 
 #endif

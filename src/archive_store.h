@@ -216,7 +216,8 @@ int archive_find_source(archive_reader_t *r, uint64_t inst, uint64_t seq, uint64
 int archive_seek_time(archive_reader_t *r, int64_t ts_ns, uint64_t *offset);
 
 /*  Called for each event of a scan; return 0 to continue, non-zero to stop (the event counts
-    as visited). rec is valid only during the call... and until archive_reader_end. */
+    as visited). rec's pointers stay valid until archive_reader_end, like archive_read's. fn
+    must not begin, end or destroy the reader it is called from. */
 typedef int(archive_scan_fn)(const archive_rec_t *rec, void *arg);
 
 /*  Visits the events with from <= offset <= to (to = UINT64_MAX: to the end of the snapshot)
@@ -261,9 +262,9 @@ typedef struct {
     uint64_t map_grows;     /* times this process grew the map */
 } archive_info_t;
 
-/*  Fills info from a short read transaction of its own. Any thread (not while that thread
-    holds a begun reader... it is allowed, but info then sees a newer snapshot). WEFT_EINVAL,
-    WEFT_ECONFIG on LMDB failure. */
+/*  Fills info from a short read transaction of its own (so it may see newer commits than a
+    reader the calling thread holds). Any thread. Returns WEFT_OK, WEFT_EINVAL, or WEFT_ECONFIG
+    when LMDB fails. */
 int archive_store_info(archive_store_t *s, archive_info_t *info);
 
 typedef struct {

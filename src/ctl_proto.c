@@ -246,6 +246,7 @@ typedef struct {
     uint64_t batches;      /* batches sent */
     int64_t last_active;   /* ms, for idle expiry */
     bool done;             /* fill said there is nothing more */
+    bool last_full;        /* the last fill produced a full batch */
     ctl_fill_fn *fill;
     ctl_end_fn *end;
     void *state;
@@ -375,6 +376,9 @@ bool ctl_streams_pump(ctl_streams_t *self, zsock_t *router, int64_t now_ms)
             msgpack_packer pk;
             msgpack_packer_init(&pk, &events, msgpack_sbuffer_write);
             size_t n = s->fill(s->state, &pk, CTL_BATCH_EVENTS, CTL_BATCH_BYTES, &s->done);
+            /* A short batch means the source is drained for now (a live replay waits for
+               new commits; ctl_streams_pump is called again when they come). */
+            s->last_full = n == CTL_BATCH_EVENTS || events.size >= CTL_BATCH_BYTES;
             if (n > 0) {
                 /* The batch body is an array of n events: header, then the packed events. */
                 msgpack_sbuffer_clear(&self->batch);
@@ -395,8 +399,8 @@ bool ctl_streams_pump(ctl_streams_t *self, zsock_t *router, int64_t now_ms)
         } else if (s->credit == 0 && now_ms - s->last_active > CTL_STREAM_IDLE_MS) {
             s_send_end(self, router, s, true);
             remove = true;
-        } else if (s->credit > 0) {
-            more = true;
+        } else if (s->credit > 0 && s->last_full) {
+            more = true; /* a full batch went out: there is probably more right away */
         }
         void *handle = zlistx_cursor(self->streams);
         s = zlistx_next(self->streams);

@@ -98,7 +98,9 @@ int ctl_streams_cancel(ctl_streams_t *self, zsock_t *router, const ctl_request_t
                        uint64_t stream_id);
 
 /*  Sends at most one batch per stream that has credit, ends finished streams, expires idle
-    ones. Returns true when some stream still has credit and data (call again soon). */
+    ones. Returns true when some stream has credit and just sent a full batch (call again
+    soon). A stream whose fill returned a short batch without being done (a live replay that
+    caught up) is pumped again only when the caller next calls, e.g. after new data arrived. */
 bool ctl_streams_pump(ctl_streams_t *self, zsock_t *router, int64_t now_ms);
 
 size_t ctl_streams_count(const ctl_streams_t *self);

@@ -8,8 +8,22 @@
 
 #include "weft/error.h"
 
+#define SEEDS_MAX 16
+
 struct discovery_t {
+    char name[256];
+    char *seeds[SEEDS_MAX];    /* configured seeds */
+    int nseeds;
+    bool auto_bind;            /* gossip/bind auto */
+    char explicit_bind[256];   /* gossip/bind endpoint, or "" */
+    char bound[256];           /* endpoint held now, or "" */
+    char key[32];              /* our tuple, for rejoins */
+    char *value;
     zactor_t *gossip;
+    zsock_t *watch;            /* DEALER connected to each remote seed; never sends */
+    zsock_t *watch_events;     /* PAIR: the watcher's socket monitor */
+    bool seen_down[SEEDS_MAX]; /* the watcher lost seed i since its last handshake */
+    char watch_endpoint[64];
 };
 
 /*  True when endpoint is a TCP endpoint on this host that we could bind. */
@@ -43,76 +57,98 @@ static bool s_can_bind(const char *endpoint)
     return ok;
 }
 
-static int s_bind(discovery_t *self, const char *endpoint)
+/*  Binds the gossip actor; on success records the endpoint (with the real port). */
+static bool s_bind(discovery_t *self, const char *endpoint)
 {
     zstr_sendx(self->gossip, "BIND", endpoint, NULL);
     zstr_sendx(self->gossip, "PORT", NULL);
     char *cmd = NULL, *port = NULL;
     zstr_recvx(self->gossip, &cmd, &port, NULL);
-    int rc = port ? atoi(port) : -1;
+    int p = port ? atoi(port) : -1;
     zstr_free(&cmd);
     zstr_free(&port);
-    return rc;
+    const char *colon = strrchr(endpoint, ':');
+    if (p <= 0 || !colon)
+        return false;
+    snprintf(self->bound, sizeof(self->bound), "%.*s:%d", (int)(colon - endpoint), endpoint, p);
+    return true;
 }
 
-discovery_t *discovery_new(const char *name, const char *seeds, const char *bind,
-                           char *bound_out, size_t cap, int *err)
+/*  True when seed i is the endpoint we hold ourselves. */
+static bool s_is_ours(discovery_t *self, int i)
+{
+    return self->bound[0] && strcmp(self->seeds[i], self->bound) == 0;
+}
+
+static void s_watch_connect(discovery_t *self)
+{
+    for (int i = 0; i < self->nseeds; i++)
+        if (!s_is_ours(self, i))
+            zsock_connect(self->watch, "%s", self->seeds[i]);
+}
+
+discovery_t *discovery_new(const char *name, const char *seeds, const char *bind, int *err)
 {
     *err = 0;
-    bound_out[0] = 0;
     bool have_seeds = seeds && *seeds && strcmp(seeds, "none") != 0;
     bool explicit_bind = bind && *bind && strcmp(bind, "auto") != 0 && strcmp(bind, "none") != 0;
     if (!have_seeds && !explicit_bind)
         return NULL;
     discovery_t *self = calloc(1, sizeof(*self));
     assert(self);
-    self->gossip = zactor_new(zgossip, (void *)name);
+    snprintf(self->name, sizeof(self->name), "%s", name);
+    self->auto_bind = bind && strcmp(bind, "auto") == 0;
+    if (explicit_bind)
+        snprintf(self->explicit_bind, sizeof(self->explicit_bind), "%s", bind);
+    if (have_seeds) {
+        char *copy = strdup(seeds), *save = NULL;
+        for (char *s = strtok_r(copy, ",", &save); s && self->nseeds < SEEDS_MAX;
+             s = strtok_r(NULL, ",", &save)) {
+            while (*s == ' ')
+                s++;
+            if (*s)
+                self->seeds[self->nseeds++] = strdup(s);
+        }
+        free(copy);
+    }
+    self->gossip = zactor_new(zgossip, self->name);
     if (!self->gossip) {
-        free(self);
+        discovery_destroy(&self);
         *err = WEFT_ENET;
         return NULL;
     }
     zstr_sendx(self->gossip, "SET", "server/timeout", "0", NULL);
-
-    /* Bind: explicitly, or the first seed when it is local and free. */
-    const char *to_bind = NULL;
-    char first_seed[256] = "";
-    if (have_seeds) {
-        size_t n = strcspn(seeds, ",");
-        if (n < sizeof(first_seed)) {
-            memcpy(first_seed, seeds, n);
-            first_seed[n] = 0;
-        }
-    }
-    if (explicit_bind)
-        to_bind = bind;
-    else if (bind && strcmp(bind, "auto") == 0 && first_seed[0] && s_is_local(first_seed) &&
-             s_can_bind(first_seed))
-        to_bind = first_seed;
-    if (to_bind) {
-        int port = s_bind(self, to_bind);
-        const char *colon = strrchr(to_bind, ':');
-        if (port > 0 && colon)
-            snprintf(bound_out, cap, "%.*s:%d", (int)(colon - to_bind), to_bind, port);
-        else if (explicit_bind) {
-            zsys_error("weft: cannot bind gossip endpoint %s", to_bind);
+    if (explicit_bind) {
+        if (!s_bind(self, self->explicit_bind)) {
+            zsys_error("weft: cannot bind gossip endpoint %s", self->explicit_bind);
             discovery_destroy(&self);
             *err = WEFT_ENET;
             return NULL;
         }
+    } else if (self->auto_bind && self->nseeds && s_is_local(self->seeds[0]) &&
+               s_can_bind(self->seeds[0])) {
+        s_bind(self, self->seeds[0]);
     }
-    /* Connect to every seed we do not hold ourselves. */
-    if (have_seeds) {
-        char *save = NULL;
-        char *copy = strdup(seeds);
-        for (char *s = strtok_r(copy, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
-            while (*s == ' ')
-                s++;
-            if (*s && strcmp(s, bound_out) != 0)
-                zstr_sendx(self->gossip, "CONNECT", s, NULL);
-        }
-        free(copy);
+    for (int i = 0; i < self->nseeds; i++)
+        if (!s_is_ours(self, i))
+            zstr_sendx(self->gossip, "CONNECT", self->seeds[i], NULL);
+
+    /* The watcher: a plain DEALER to each remote seed, whose connection events tell when a
+       seed went away and came back. */
+    snprintf(self->watch_endpoint, sizeof(self->watch_endpoint), "inproc://weft-gossip-watch-%p",
+             (void *)self);
+    self->watch = zsock_new(ZMQ_DEALER);
+    self->watch_events = zsock_new(ZMQ_PAIR);
+    if (!self->watch || !self->watch_events ||
+        zmq_socket_monitor(zsock_resolve(self->watch), self->watch_endpoint,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+        zsock_connect(self->watch_events, "%s", self->watch_endpoint) != 0) {
+        discovery_destroy(&self);
+        *err = WEFT_ENET;
+        return NULL;
     }
+    zsock_set_linger(self->watch, 0);
+    s_watch_connect(self);
     return self;
 }
 
@@ -120,13 +156,37 @@ void discovery_destroy(discovery_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    zactor_destroy(&(*self_p)->gossip);
-    free(*self_p);
+    discovery_t *self = *self_p;
+    if (self->watch)
+        zmq_socket_monitor(zsock_resolve(self->watch), NULL, 0);
+    zsock_destroy(&self->watch_events);
+    zsock_destroy(&self->watch);
+    zactor_destroy(&self->gossip);
+    for (int i = 0; i < self->nseeds; i++)
+        free(self->seeds[i]);
+    free(self->value);
+    free(self);
     *self_p = NULL;
+}
+
+const char *discovery_bound(discovery_t *self)
+{
+    return self->bound;
+}
+
+bool discovery_has_remote_seed(discovery_t *self)
+{
+    for (int i = 0; i < self->nseeds; i++)
+        if (!s_is_ours(self, i))
+            return true;
+    return false;
 }
 
 void discovery_announce(discovery_t *self, const char *key, const char *value)
 {
+    snprintf(self->key, sizeof(self->key), "%s", key);
+    free(self->value);
+    self->value = strdup(value);
     zstr_sendx(self->gossip, "PUBLISH", key, value, NULL);
 }
 
@@ -135,14 +195,18 @@ zsock_t *discovery_socket(discovery_t *self)
     return zactor_sock(self->gossip);
 }
 
+zsock_t *discovery_watch_socket(discovery_t *self)
+{
+    return self->watch_events;
+}
+
 int discovery_recv(discovery_t *self, char **key, char **value)
 {
-    char *cmd = NULL;
     *key = *value = NULL;
     zmsg_t *msg = zmsg_recv(self->gossip);
     if (!msg)
         return -1;
-    cmd = zmsg_popstr(msg);
+    char *cmd = zmsg_popstr(msg);
     int rc = -1;
     if (cmd && streq(cmd, "DELIVER") && zmsg_size(msg) == 2) {
         *key = zmsg_popstr(msg);
@@ -152,4 +216,56 @@ int discovery_recv(discovery_t *self, char **key, char **value)
     zstr_free(&cmd);
     zmsg_destroy(&msg);
     return rc;
+}
+
+bool discovery_handle_watch(discovery_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->watch_events);
+    if (!msg)
+        return false;
+    zframe_t *ev = zmsg_first(msg);
+    zframe_t *addr = zmsg_next(msg);
+    bool rejoined = false;
+    if (ev && addr && zframe_size(ev) >= 2) {
+        uint16_t event;
+        memcpy(&event, zframe_data(ev), 2);
+        char *endpoint = zframe_strdup(addr);
+        for (int i = 0; i < self->nseeds; i++) {
+            if (strcmp(self->seeds[i], endpoint) != 0 || s_is_ours(self, i))
+                continue;
+            if (event == ZMQ_EVENT_DISCONNECTED) {
+                self->seen_down[i] = true;
+            } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && self->seen_down[i]) {
+                /* A new CONNECT makes zgossip open a fresh link to the seed and say HELLO,
+                   then send every tuple it has (ours included). The old link stays idle. */
+                self->seen_down[i] = false;
+                zsys_info("weft[%s]: gossip seed %s came back; rejoining", self->name,
+                          self->seeds[i]);
+                zstr_sendx(self->gossip, "CONNECT", self->seeds[i], NULL);
+                rejoined = true;
+            }
+        }
+        zstr_free(&endpoint);
+    }
+    zmsg_destroy(&msg);
+    return rejoined;
+}
+
+bool discovery_tick(discovery_t *self)
+{
+    if (self->bound[0])
+        return false;
+    const char *want = NULL;
+    if (self->explicit_bind[0])
+        want = self->explicit_bind;
+    else if (self->auto_bind && self->nseeds && s_is_local(self->seeds[0]) &&
+             s_can_bind(self->seeds[0]))
+        want = self->seeds[0];
+    if (!want || !s_bind(self, want))
+        return false;
+    /* We were a client of that seed; as its holder we keep every tuple we learned and serve
+       them to whoever connects. */
+    zsys_info("weft[%s]: now holding the gossip seed %s", self->name, self->bound);
+    zsock_disconnect(self->watch, "%s", self->bound);
+    return true;
 }

@@ -14,6 +14,8 @@
 
 #include "weft/error.h"
 
+static bool s_on_actor_thread(weft_node_t *self);
+
 int weft_event_fail(weft_event_t *event, const char *code, const char *fmt, ...)
 {
     if (event) {
@@ -400,6 +402,9 @@ int weft_node_find_peer(weft_node_t *self, uint64_t inst, const char *role, cons
 {
     if (!self || !out)
         return WEFT_EINVAL;
+    if (s_on_actor_thread(self)) /* from a handler: look now, never wait */
+        return node_actor_find_peer(self->actor_self, inst, role, name, out) ? WEFT_OK
+                                                                            : WEFT_ENOTFOUND;
     int64_t deadline = node_mono_ms() + timeout_ms;
     while (1) {
         int found = 0;

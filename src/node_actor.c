@@ -63,6 +63,7 @@ typedef struct {
     msgpack_sbuffer scratch;
     int64_t next_hb;
     int64_t next_tick;
+    int64_t next_seed_check;    /* discovery housekeeping (seed take-over) */
     int64_t log_window;         /* second of the current log budget */
     int log_budget;
     uint64_t log_suppressed;
@@ -720,6 +721,28 @@ static void s_handle_ctl(self_t *self)
 
 /* ---- API commands over the pipe ---------------------------------------------------------- */
 
+int node_actor_find_peer(void *actor_self, uint64_t inst, const char *role, const char *name,
+                         weft_peer_info_t *out)
+{
+    self_t *self = actor_self;
+    for (peer_t *p = peers_first(self->peers); p; p = peers_next(self->peers)) {
+        if (p->state != PEER_UP || (inst && p->inst != inst) ||
+            (!inst && role && *role && strcmp(p->role, role) != 0) ||
+            (!inst && name && *name && strcmp(p->name, name) != 0))
+            continue;
+        memset(out, 0, sizeof(*out));
+        snprintf(out->name, sizeof(out->name), "%s", p->name);
+        snprintf(out->role, sizeof(out->role), "%s", p->role);
+        out->inst = p->inst;
+        snprintf(out->sub, sizeof(out->sub), "%s", p->sub);
+        snprintf(out->ctl, sizeof(out->ctl), "%s", p->ctl);
+        snprintf(out->svc, sizeof(out->svc), "%s", p->svc);
+        out->up = true;
+        return 1;
+    }
+    return 0;
+}
+
 static void s_handle_pipe(self_t *self)
 {
     zmsg_t *msg = zmsg_recv(self->pipe);
@@ -773,23 +796,7 @@ static void s_handle_pipe(self_t *self)
         if (of && zframe_size(of) == sizeof(void *))
             memcpy(&out, zframe_data(of), sizeof(void *));
         uint64_t inst = inst_hex ? strtoull(inst_hex, NULL, 16) : 0;
-        int found = 0;
-        for (peer_t *p = peers_first(self->peers); p && out && !found;
-             p = peers_next(self->peers)) {
-            if (p->state != PEER_UP || (inst && p->inst != inst) ||
-                (!inst && role && *role && strcmp(p->role, role) != 0) ||
-                (!inst && name && *name && strcmp(p->name, name) != 0))
-                continue;
-            memset(out, 0, sizeof(*out));
-            snprintf(out->name, sizeof(out->name), "%s", p->name);
-            snprintf(out->role, sizeof(out->role), "%s", p->role);
-            out->inst = p->inst;
-            snprintf(out->sub, sizeof(out->sub), "%s", p->sub);
-            snprintf(out->ctl, sizeof(out->ctl), "%s", p->ctl);
-            snprintf(out->svc, sizeof(out->svc), "%s", p->svc);
-            out->up = true;
-            found = 1;
-        }
+        int found = out ? node_actor_find_peer(self, inst, role, name, out) : 0;
         zsock_send(self->pipe, "i", found);
         zstr_free(&inst_hex);
         zstr_free(&role);
@@ -951,10 +958,12 @@ static int s_start(self_t *self)
 
     int err = 0;
     self->discovery = discovery_new(node->name, weft_config_get(cfg, "gossip/seeds"),
-                                    weft_config_get(cfg, "gossip/bind"), node->gossip_endpoint,
-                                    sizeof(node->gossip_endpoint), &err);
+                                    weft_config_get(cfg, "gossip/bind"), &err);
     if (err)
         return err;
+    if (self->discovery)
+        snprintf(node->gossip_endpoint, sizeof(node->gossip_endpoint), "%s",
+                 discovery_bound(self->discovery));
     if (self->discovery) {
         char key[17], value[1024];
         snprintf(key, sizeof(key), "%016" PRIx64, node->inst);
@@ -963,20 +972,13 @@ static int s_start(self_t *self)
             discovery_announce(self->discovery, key, value);
     }
     /* Without a gossip client there is nothing to hear; holding the only seed, neither. */
-    const char *seeds = weft_config_get(cfg, "gossip/seeds");
-    bool seed_elsewhere = false;
-    if (self->discovery && seeds && strcmp(seeds, "none") != 0) {
-        char *copy = strdup(seeds), *save = NULL;
-        for (char *ep = strtok_r(copy, ",", &save); ep; ep = strtok_r(NULL, ",", &save))
-            if (strcmp(ep, node->gossip_endpoint) != 0)
-                seed_elsewhere = true;
-        free(copy);
-    }
-    atomic_store(&node->readiness.gossip_heard, !seed_elsewhere);
+    atomic_store(&node->readiness.gossip_heard,
+                 !self->discovery || !discovery_has_remote_seed(self->discovery));
     int64_t now = node_mono_ms();
     atomic_store(&node->readiness.last_learned_ms, now);
     self->next_hb = now;
     self->next_tick = now;
+    self->next_seed_check = now + 2000;
     return WEFT_OK;
 }
 
@@ -1027,15 +1029,17 @@ void node_actor(zsock_t *pipe, void *args)
     tick_ms = tick_ms < 10 ? 10 : tick_ms > 250 ? 250 : tick_ms;
     bool streams_busy = false;
     while (!self->terminated) {
-        zmq_pollitem_t items[5] = {
+        zmq_pollitem_t items[6] = {
             {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->ctl), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->monitor), 0, ZMQ_POLLIN, 0},
             {self->discovery ? zsock_resolve(discovery_socket(self->discovery)) : NULL, 0,
              ZMQ_POLLIN, 0},
+            {self->discovery ? zsock_resolve(discovery_watch_socket(self->discovery)) : NULL, 0,
+             ZMQ_POLLIN, 0},
         };
-        int n = self->discovery ? 5 : 4;
+        int n = self->discovery ? 6 : 4;
         int64_t now = node_mono_ms();
         int64_t next = self->next_hb < self->next_tick ? self->next_hb : self->next_tick;
         long timeout = streams_busy ? 0 : (long)(next > now ? next - now : 0);
@@ -1056,14 +1060,25 @@ void node_actor(zsock_t *pipe, void *args)
                 s_handle_ctl(self);
         if (items[3].revents & ZMQ_POLLIN)
             s_handle_monitor(self);
-        if (n == 5 && (items[4].revents & ZMQ_POLLIN))
+        if (n == 6 && (items[4].revents & ZMQ_POLLIN))
             s_handle_gossip(self);
+        if (n == 6 && (items[5].revents & ZMQ_POLLIN))
+            discovery_handle_watch(self->discovery);
         now = node_mono_ms();
         if (now >= self->next_hb) {
             s_heartbeat(self);
             self->next_hb += node->heartbeat_ms;
             if (self->next_hb < now)
                 self->next_hb = now + node->heartbeat_ms;
+        }
+        if (self->discovery && now >= self->next_seed_check) {
+            if (discovery_tick(self->discovery)) {
+                pthread_mutex_lock(&node->pub_lock);
+                snprintf(node->gossip_endpoint, sizeof(node->gossip_endpoint), "%s",
+                         discovery_bound(self->discovery));
+                pthread_mutex_unlock(&node->pub_lock);
+            }
+            self->next_seed_check = now + 2000;
         }
         if (now >= self->next_tick ||
             atomic_load(&node->readiness.ready) < atomic_load(&node->readiness.known)) {

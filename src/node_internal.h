@@ -101,6 +101,8 @@ void node_actor(zsock_t *pipe, void *args);
 weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_handler_fn *handler,
                                  void *arg, int *err);
 int node_actor_unsubscribe(void *actor_self, weft_sub_t *sub);
+int node_actor_find_peer(void *actor_self, uint64_t inst, const char *role, const char *name,
+                         weft_peer_info_t *out);
 
 static inline int64_t node_mono_ms(void)
 {

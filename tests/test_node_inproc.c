@@ -4,6 +4,10 @@
 #include <czmq.h>
 #include <stdatomic.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "testing.h"
 #include "weft.h"
 
@@ -224,6 +228,56 @@ TEST_CASE("FETCH over an event too big for the outbox counts it missing and ends
     weft_node_destroy(&node);
 }
 
+/*  A TCP port the OS says is free now (for a seed that must be found again at the same place). */
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static weft_node_t *s_auto_node(const char *name, const char *seed)
+{
+    weft_config_t *cfg = weft_config_new();
+    weft_config_set(cfg, "gossip/seeds", seed);
+    weft_config_set(cfg, "gossip/bind", "auto");
+    weft_config_set(cfg, "heartbeat/interval", "100");
+    weft_node_t *node = weft_node_new(name, cfg, NULL);
+    weft_config_destroy(&cfg);
+    return node;
+}
+
+TEST_CASE("when the seed's holder stops, another node takes the seed and newcomers are found",
+          t_seed_takeover)
+{
+    char seed[64];
+    snprintf(seed, sizeof(seed), "tcp://127.0.0.1:%d", s_free_port());
+    weft_node_t *a = s_auto_node("seed-a", seed);
+    CHECK(a && weft_node_gossip_endpoint(a));
+    weft_node_t *b = s_auto_node("seed-b", seed);
+    weft_node_t *c = s_auto_node("seed-c", seed);
+    CHECK(b && c && !weft_node_gossip_endpoint(b) && !weft_node_gossip_endpoint(c));
+    CHECK(weft_node_wait_peer_named(b, "seed-c", 5000) == WEFT_OK);
+    weft_node_destroy(&a);
+    /* b or c binds the free seed within a few seconds. */
+    CHECK(WAIT_UNTIL(weft_node_gossip_endpoint(b) || weft_node_gossip_endpoint(c), 8000));
+    weft_node_t *d = s_auto_node("seed-d", seed);
+    CHECK(d);
+    CHECK(weft_node_wait_peer_named(d, "seed-b", 8000) == WEFT_OK);
+    CHECK(weft_node_wait_peer_named(d, "seed-c", 8000) == WEFT_OK);
+    CHECK(weft_node_wait_peer_named(b, "seed-d", 8000) == WEFT_OK);
+    CHECK(weft_node_wait_peer_named(c, "seed-d", 8000) == WEFT_OK);
+    weft_node_destroy(&d);
+    weft_node_destroy(&c);
+    weft_node_destroy(&b);
+}
+
 TEST_CASE("configuration resolves code over environment over file over defaults", t_config)
 {
     char path[] = "/tmp/weft-test-cfg-XXXXXX";
@@ -266,6 +320,8 @@ int main(void)
     RUN_CASE("publish rejects bad topics, the reserved prefix and oversize payloads", t_pub_errors);
     RUN_CASE("FETCH returns what the outbox holds and a clear error for what it evicted", t_fetch);
     RUN_CASE("FETCH over an event too big for the outbox counts it missing and ends", t_fetch_hole);
+    RUN_CASE("when the seed's holder stops, another node takes the seed and newcomers are found",
+             t_seed_takeover);
     RUN_CASE("configuration resolves code over environment over file over defaults", t_config);
     return TEST_EXIT();
 }

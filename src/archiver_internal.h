@@ -1,0 +1,102 @@
+/*  archiver_internal.h - the archiver object shared by its threads (see archiver.h). Fields
+    are grouped by the lock or thread that owns them. */
+#ifndef WEFT_ARCHIVER_INTERNAL_H_INCLUDED
+#define WEFT_ARCHIVER_INTERNAL_H_INCLUDED
+
+#include <czmq.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "archiver.h"
+
+#define COMMIT_SAMPLES 1024
+#define REPAIR_QUEUE_MAX 1024
+#define BATCH_BYTES_MAX (64u << 20)
+
+/*  One batch being filled or committed. Events are stored in the arena back to back; their
+    pointers are set just before the commit (the arena may move while it fills). */
+typedef struct {
+    uint8_t *arena;
+    size_t used, cap;
+    archive_in_t *ev;
+    size_t *at;            /* arena offset of each event's topic */
+    uint8_t *ids;          /* WEFT_ID_SIZE bytes per event, filled at commit */
+    size_t n, ev_cap;
+    int64_t first_ms;      /* when the first event arrived (batch age) */
+} batch_t;
+
+typedef struct {
+    uint64_t inst, from, to;
+} repair_req_t;
+
+typedef struct {
+    uint64_t last_seq;     /* highest seq seen live from this instance */
+    uint64_t hb_seq;       /* seq its previous heartbeat announced */
+} seen_t;
+
+struct archiver_t {
+    archiver_opts_t opts;
+    char dir[4096];
+    char **prefixes;       /* owned copies */
+    size_t nprefixes;
+    archive_store_t *store;
+    weft_node_t *node;
+    char svc_endpoint[256];
+
+    /* node thread only */
+    zhashx_t *seen;               /* inst hex -> seen_t */
+    archive_reader_t *hwm_reader; /* for the archived high-water mark of a new source */
+
+    /* ingest: under ingest_lock */
+    pthread_mutex_t ingest_lock;
+    pthread_cond_t ingest_cond;   /* writer: work or stop; handlers: room */
+    batch_t batches[2];
+    batch_t *filling;
+    bool stopping;
+    pthread_t writer;
+
+    /* repair: under repair_lock */
+    pthread_mutex_t repair_lock;
+    pthread_cond_t repair_cond;
+    repair_req_t repairs[REPAIR_QUEUE_MAX];
+    size_t nrepairs;
+    bool repair_stop;
+    pthread_t repairer;
+
+    /* service */
+    zactor_t *server;
+    char commit_endpoint[64];     /* inproc: writer -> server, "new data" */
+
+    /* counters (atomics) and commit latency samples (writer writes, others read) */
+    atomic_uint_fast64_t ingested, duplicates, batches_done, commit_errors, refused, repaired,
+        unrepaired, repair_requests, retained_removed, replay_sessions, requests,
+        request_errors, last_offset;
+    uint32_t commit_us[COMMIT_SAMPLES];
+    atomic_uint commit_next;
+    /* heartbeat rate */
+    uint64_t hb_prev_ingested;
+    int64_t hb_prev_ms;
+    double events_per_s;
+};
+
+/*  Adds one event to the filling batch (any thread). Waits while the batch is full and the
+    writer busy (backpressure to the node's receive queue). Returns 0, or -1 when stopping. */
+int archiver_ingest_add(archiver_t *self, const char *topic, size_t topic_size,
+                        const uint8_t *envelope, size_t envelope_size, const uint8_t *payload,
+                        size_t payload_size, const weft_envelope_t *env);
+
+int archiver_ingest_start(archiver_t *self);
+void archiver_ingest_stop(archiver_t *self);
+
+int archiver_repair_start(archiver_t *self);
+void archiver_repair_stop(archiver_t *self);
+/*  Queues a repair of seq from..to of inst (merged with a queued one of the same inst). */
+void archiver_repair_request(archiver_t *self, uint64_t inst, uint64_t from, uint64_t to);
+
+/*  The service actor (zactor_fn); args is the archiver. */
+void archiver_server(zsock_t *pipe, void *args);
+
+/*  True when topic matches the configured prefixes. */
+bool archiver_wants(archiver_t *self, const char *topic, size_t len);
+
+#endif

@@ -1,0 +1,136 @@
+/*  archiver_repair.c - the archiver's repair thread: fetches missing seq ranges from the
+    publishers' outboxes (FETCH on their control endpoints) into the ingest batch.
+
+    Requests come from the node thread when a source's seq jumps, when a heartbeat announces a
+    seq the archive has not seen, and for the history of a source the archive meets for the
+    first time. They queue (bounded, merged per instance) and are served one at a time; a
+    publisher that is not reachable is skipped (its events are counted unrepaired). Arrivals
+    already archived are skipped by the store, so a repair that races live delivery costs a
+    little work and never a duplicate.
+*/
+#include "archiver_internal.h"
+
+#include <inttypes.h>
+
+#define FETCH_TIMEOUT_MS 3000
+
+void archiver_repair_request(archiver_t *self, uint64_t inst, uint64_t from, uint64_t to)
+{
+    if (self->opts.no_repair || from == 0 || from > to)
+        return;
+    pthread_mutex_lock(&self->repair_lock);
+    size_t i;
+    for (i = 0; i < self->nrepairs; i++)
+        if (self->repairs[i].inst == inst) {
+            if (from < self->repairs[i].from)
+                self->repairs[i].from = from;
+            if (to > self->repairs[i].to)
+                self->repairs[i].to = to;
+            break;
+        }
+    if (i == self->nrepairs) {
+        if (self->nrepairs < REPAIR_QUEUE_MAX) {
+            self->repairs[self->nrepairs++] = (repair_req_t){inst, from, to};
+        } else {
+            atomic_fetch_add(&self->unrepaired, to - from + 1);
+            zsys_warning("weft-archiver: repair queue full; %" PRIu64 " events of %016" PRIx64
+                         " not repaired",
+                         to - from + 1, inst);
+        }
+    }
+    pthread_cond_signal(&self->repair_cond);
+    pthread_mutex_unlock(&self->repair_lock);
+}
+
+typedef struct {
+    archiver_t *self;
+    uint64_t got;
+} fetch_ctx_t;
+
+static int s_on_fetched(const weft_wire_event_t *ev, void *arg)
+{
+    fetch_ctx_t *ctx = arg;
+    archiver_t *self = ctx->self;
+    weft_envelope_t env;
+    if (weft_topic_check(ev->topic, ev->topic_size) != 0 ||
+        weft_envelope_decode(&env, ev->envelope, ev->envelope_size) != 0)
+        return 0; /* a broken event in a reply: skip it, keep the rest */
+    if (!archiver_wants(self, ev->topic, ev->topic_size))
+        return 0;
+    if (archiver_ingest_add(self, ev->topic, ev->topic_size, ev->envelope, ev->envelope_size,
+                            ev->payload, ev->payload_size, &env) == 0)
+        ctx->got++;
+    return 0;
+}
+
+static void s_repair_one(archiver_t *self, const repair_req_t *r)
+{
+    weft_peer_info_t peer;
+    uint64_t wanted = r->to - r->from + 1;
+    if (weft_node_find_peer(self->node, r->inst, NULL, NULL, 0, &peer) != WEFT_OK ||
+        !peer.ctl[0]) {
+        atomic_fetch_add(&self->unrepaired, wanted);
+        return;
+    }
+    int err;
+    weft_ctl_t *ctl = weft_ctl_new(peer.ctl, &err);
+    if (!ctl) {
+        atomic_fetch_add(&self->unrepaired, wanted);
+        return;
+    }
+    atomic_fetch_add(&self->repair_requests, 1);
+    fetch_ctx_t ctx = {self, 0};
+    weft_fetch_totals_t tot;
+    char why[256] = "";
+    int rc = weft_ctl_fetch(ctl, r->inst, r->from, r->to, s_on_fetched, &ctx, FETCH_TIMEOUT_MS,
+                            &tot, why);
+    weft_ctl_destroy(&ctl);
+    atomic_fetch_add(&self->repaired, ctx.got);
+    uint64_t lost = rc == WEFT_OK ? tot.missing : wanted - (ctx.got < wanted ? ctx.got : wanted);
+    if (lost) {
+        atomic_fetch_add(&self->unrepaired, lost);
+        zsys_warning("weft-archiver: %" PRIu64 " events of %s (%016" PRIx64 ") seq %" PRIu64
+                     "..%" PRIu64 " could not be repaired: %s",
+                     lost, peer.name, r->inst, r->from, r->to,
+                     rc == WEFT_OK ? "no longer in its outbox" : why[0] ? why : weft_strerror(rc));
+    }
+}
+
+static void *s_repairer(void *arg)
+{
+    archiver_t *self = arg;
+    pthread_mutex_lock(&self->repair_lock);
+    while (!self->repair_stop) {
+        if (self->nrepairs == 0) {
+            pthread_cond_wait(&self->repair_cond, &self->repair_lock);
+            continue;
+        }
+        repair_req_t r = self->repairs[0];
+        memmove(&self->repairs[0], &self->repairs[1],
+                (self->nrepairs - 1) * sizeof(repair_req_t));
+        self->nrepairs--;
+        pthread_mutex_unlock(&self->repair_lock);
+        s_repair_one(self, &r);
+        pthread_mutex_lock(&self->repair_lock);
+    }
+    pthread_mutex_unlock(&self->repair_lock);
+    return NULL;
+}
+
+int archiver_repair_start(archiver_t *self)
+{
+    pthread_mutex_init(&self->repair_lock, NULL);
+    pthread_cond_init(&self->repair_cond, NULL);
+    return pthread_create(&self->repairer, NULL, s_repairer, self) == 0 ? 0 : -1;
+}
+
+void archiver_repair_stop(archiver_t *self)
+{
+    pthread_mutex_lock(&self->repair_lock);
+    self->repair_stop = true;
+    pthread_cond_broadcast(&self->repair_cond);
+    pthread_mutex_unlock(&self->repair_lock);
+    pthread_join(self->repairer, NULL);
+    pthread_cond_destroy(&self->repair_cond);
+    pthread_mutex_destroy(&self->repair_lock);
+}
