@@ -27,6 +27,8 @@ typedef struct {
 
 typedef struct {
     uint64_t inst, from, to;
+    int attempts;          /* tries while the publisher was not (yet) reachable */
+    int64_t not_before;    /* monotonic ms */
 } repair_req_t;
 
 typedef struct {

@@ -11,8 +11,28 @@
 #include "archiver_internal.h"
 
 #include <inttypes.h>
+#include <time.h>
 
 #define FETCH_TIMEOUT_MS 3000
+#define REPAIR_ATTEMPTS 40      /* x REPAIR_RETRY_MS: how long a publisher may stay unknown */
+#define REPAIR_RETRY_MS 500
+
+/*  Puts a request back, merged with a queued one of the same instance. Needs repair_lock. */
+static void archiver_repair_requeue_locked(archiver_t *self, const repair_req_t *r)
+{
+    for (size_t i = 0; i < self->nrepairs; i++)
+        if (self->repairs[i].inst == r->inst) {
+            if (r->from < self->repairs[i].from)
+                self->repairs[i].from = r->from;
+            if (r->to > self->repairs[i].to)
+                self->repairs[i].to = r->to;
+            return;
+        }
+    if (self->nrepairs < REPAIR_QUEUE_MAX)
+        self->repairs[self->nrepairs++] = *r;
+    else
+        atomic_fetch_add(&self->unrepaired, r->to - r->from + 1);
+}
 
 void archiver_repair_request(archiver_t *self, uint64_t inst, uint64_t from, uint64_t to)
 {
@@ -30,7 +50,7 @@ void archiver_repair_request(archiver_t *self, uint64_t inst, uint64_t from, uin
         }
     if (i == self->nrepairs) {
         if (self->nrepairs < REPAIR_QUEUE_MAX) {
-            self->repairs[self->nrepairs++] = (repair_req_t){inst, from, to};
+            self->repairs[self->nrepairs++] = (repair_req_t){inst, from, to, 0, 0};
         } else {
             atomic_fetch_add(&self->unrepaired, to - from + 1);
             zsys_warning("weft-archiver: repair queue full; %" PRIu64 " events of %016" PRIx64
@@ -63,20 +83,26 @@ static int s_on_fetched(const weft_wire_event_t *ev, void *arg)
     return 0;
 }
 
-static void s_repair_one(archiver_t *self, const repair_req_t *r)
+/*  Returns false when the publisher is not known (yet): the caller retries later. */
+static bool s_repair_one(archiver_t *self, const repair_req_t *r)
 {
     weft_peer_info_t peer;
     uint64_t wanted = r->to - r->from + 1;
     if (weft_node_find_peer(self->node, r->inst, NULL, NULL, 0, &peer) != WEFT_OK ||
         !peer.ctl[0]) {
+        if (r->attempts < REPAIR_ATTEMPTS)
+            return false;
         atomic_fetch_add(&self->unrepaired, wanted);
-        return;
+        zsys_warning("weft-archiver: %" PRIu64 " events of %016" PRIx64 " not repaired: its "
+                     "publisher is not reachable",
+                     wanted, r->inst);
+        return true;
     }
     int err;
     weft_ctl_t *ctl = weft_ctl_new(peer.ctl, &err);
     if (!ctl) {
         atomic_fetch_add(&self->unrepaired, wanted);
-        return;
+        return true;
     }
     atomic_fetch_add(&self->repair_requests, 1);
     fetch_ctx_t ctx = {self, 0};
@@ -94,6 +120,7 @@ static void s_repair_one(archiver_t *self, const repair_req_t *r)
                      lost, peer.name, r->inst, r->from, r->to,
                      rc == WEFT_OK ? "no longer in its outbox" : why[0] ? why : weft_strerror(rc));
     }
+    return true;
 }
 
 static void *s_repairer(void *arg)
@@ -105,13 +132,41 @@ static void *s_repairer(void *arg)
             pthread_cond_wait(&self->repair_cond, &self->repair_lock);
             continue;
         }
-        repair_req_t r = self->repairs[0];
-        memmove(&self->repairs[0], &self->repairs[1],
-                (self->nrepairs - 1) * sizeof(repair_req_t));
+        /* The first request that is due; wait until the earliest one is. */
+        int64_t now = zclock_mono(), earliest = INT64_MAX;
+        size_t due = self->nrepairs;
+        for (size_t i = 0; i < self->nrepairs && due == self->nrepairs; i++) {
+            if (self->repairs[i].not_before <= now)
+                due = i;
+            else if (self->repairs[i].not_before < earliest)
+                earliest = self->repairs[i].not_before;
+        }
+        if (due == self->nrepairs) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t ms = earliest - now;
+            ts.tv_sec += ms / 1000;
+            ts.tv_nsec += (ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&self->repair_cond, &self->repair_lock, &ts);
+            continue;
+        }
+        repair_req_t r = self->repairs[due];
+        memmove(&self->repairs[due], &self->repairs[due + 1],
+                (self->nrepairs - due - 1) * sizeof(repair_req_t));
         self->nrepairs--;
         pthread_mutex_unlock(&self->repair_lock);
-        s_repair_one(self, &r);
+        bool finished = s_repair_one(self, &r);
         pthread_mutex_lock(&self->repair_lock);
+        if (!finished) {
+            /* Not reachable yet (it may be learned in a moment): try again in half a second. */
+            r.attempts++;
+            r.not_before = zclock_mono() + REPAIR_RETRY_MS;
+            archiver_repair_requeue_locked(self, &r);
+        }
     }
     pthread_mutex_unlock(&self->repair_lock);
     return NULL;

@@ -57,6 +57,7 @@ typedef struct {
     bool dispatching;
     bool sweep;                 /* some subs are dead */
     zhashx_t *sources;          /* inst hex -> source_t */
+    source_t *last_source;      /* cache: the source of the previous event */
     ctl_streams_t *streams;
     topic_table_t *recv_topics; /* events received per topic */
     latency_hist_t latency;     /* publish ts -> receipt, data events */
@@ -345,7 +346,19 @@ static void s_handle_monitor(self_t *self)
 
 /* ---- receiving events --------------------------------------------------------------------- */
 
+static source_t *s_source_lookup(self_t *self, uint64_t inst, int64_t now);
+
 static source_t *s_source(self_t *self, uint64_t inst, int64_t now)
+{
+    /* Events come in runs from one source: a one-entry cache saves the hex key and the hash
+       look-up on most events. */
+    if (self->last_source && self->last_source->inst == inst)
+        return self->last_source;
+    self->last_source = s_source_lookup(self, inst, now);
+    return self->last_source;
+}
+
+static source_t *s_source_lookup(self_t *self, uint64_t inst, int64_t now)
 {
     char key[17];
     snprintf(key, sizeof(key), "%016" PRIx64, inst);
@@ -357,8 +370,11 @@ static source_t *s_source(self_t *self, uint64_t inst, int64_t now)
         zlistx_t *keys = zhashx_keys(self->sources);
         for (char *k = zlistx_first(keys); k; k = zlistx_next(keys)) {
             source_t *s = zhashx_lookup(self->sources, k);
-            if (now - s->last_ms > 600000)
+            if (now - s->last_ms > 600000) {
+                if (s == self->last_source)
+                    self->last_source = NULL;
                 zhashx_delete(self->sources, k);
+            }
         }
         zlistx_destroy(&keys);
         if (zhashx_size(self->sources) >= SOURCES_MAX)
