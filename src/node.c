@@ -121,6 +121,7 @@ weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err)
                               ob_bytes > 0 ? (size_t)ob_bytes : 1);
     self->pub_topics = topic_table_new(TOPIC_TABLE_MAX);
     pthread_mutex_init(&self->pub_lock, NULL);
+    pthread_mutex_init(&self->api_lock, NULL);
 
     self->pub = zsock_new(ZMQ_XPUB);
     if (!self->outbox || !self->pub) {
@@ -155,6 +156,7 @@ void weft_node_destroy(weft_node_t **self_p)
     outbox_destroy(&self->outbox);
     topic_table_destroy(&self->pub_topics);
     pthread_mutex_destroy(&self->pub_lock);
+    pthread_mutex_destroy(&self->api_lock);
     weft_config_destroy(&self->config);
     free(self);
     *self_p = NULL;
@@ -301,8 +303,10 @@ int weft_node_connect(weft_node_t *self, const char *sub_endpoint)
 {
     if (!self || !sub_endpoint || !*sub_endpoint)
         return WEFT_EINVAL;
+    pthread_mutex_lock(&self->api_lock);
     zstr_sendx(self->actor, "CONNECT", sub_endpoint, NULL);
     char *reply = zstr_recv(self->actor);
+    pthread_mutex_unlock(&self->api_lock);
     int rc = reply && streq(reply, "0") ? WEFT_OK : WEFT_ENET;
     zstr_free(&reply);
     return rc;
@@ -321,16 +325,22 @@ weft_sub_t *weft_subscribe(weft_node_t *self, const char *prefix, weft_handler_f
         err = &dummy;
     size_t len = prefix ? strnlen(prefix, WEFT_TOPIC_MAX + 1) : WEFT_TOPIC_MAX + 1;
     if (!self || !handler || len > WEFT_TOPIC_MAX ||
-        (len > 0 && weft_topic_check(prefix, len) != WEFT_OK) || (options && options->reserved)) {
+        (len > 0 && weft_topic_check(prefix, len) != WEFT_OK) ||
+        (options && (options->start > WEFT_START_TIME ||
+                     (options->start == WEFT_START_OFFSET && options->from_offset == 0) ||
+                     (options->start != WEFT_START_LIVE &&
+                      weft_topic_is_fabric(prefix, len))))) {
         *err = WEFT_EINVAL;
         return NULL;
     }
     if (s_on_actor_thread(self))
-        return node_actor_subscribe(self->actor_self, prefix, handler, arg, err);
-    zsock_send(self->actor, "sspp", "SUB", prefix, (void *)handler, arg);
+        return node_actor_subscribe(self->actor_self, prefix, handler, arg, options, err);
+    pthread_mutex_lock(&self->api_lock);
+    zsock_send(self->actor, "ssppp", "SUB", prefix, (void *)handler, arg, (void *)options);
     weft_sub_t *sub = NULL;
     int rc = 0;
     zsock_recv(self->actor, "pi", &sub, &rc);
+    pthread_mutex_unlock(&self->api_lock);
     *err = rc;
     return sub;
 }
@@ -343,8 +353,10 @@ int weft_unsubscribe(weft_node_t *self, weft_sub_t **sub_p)
     if (s_on_actor_thread(self))
         rc = node_actor_unsubscribe(self->actor_self, *sub_p);
     else {
+        pthread_mutex_lock(&self->api_lock);
         zsock_send(self->actor, "sp", "UNSUB", (void *)*sub_p);
         zsock_recv(self->actor, "i", &rc);
+        pthread_mutex_unlock(&self->api_lock);
     }
     if (rc == WEFT_OK)
         *sub_p = NULL;
@@ -377,8 +389,10 @@ int weft_node_wait_peer_named(weft_node_t *self, const char *name, int timeout_m
     int64_t deadline = node_mono_ms() + timeout_ms;
     while (1) {
         int up = 0;
+        pthread_mutex_lock(&self->api_lock);
         zsock_send(self->actor, "ss", "HASPEER", name);
         zsock_recv(self->actor, "i", &up);
+        pthread_mutex_unlock(&self->api_lock);
         if (up)
             return WEFT_OK;
         if (node_mono_ms() >= deadline)
@@ -410,9 +424,11 @@ int weft_node_find_peer(weft_node_t *self, uint64_t inst, const char *role, cons
         int found = 0;
         char inst_hex[17];
         snprintf(inst_hex, sizeof(inst_hex), "%016" PRIx64, inst);
+        pthread_mutex_lock(&self->api_lock);
         zsock_send(self->actor, "ssssp", "FINDPEER", inst_hex, role ? role : "", name ? name : "",
                    (void *)out);
         zsock_recv(self->actor, "i", &found);
+        pthread_mutex_unlock(&self->api_lock);
         if (found)
             return WEFT_OK;
         if (node_mono_ms() >= deadline)

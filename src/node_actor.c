@@ -16,60 +16,11 @@
 #include "discovery.h"
 #include "heartbeat.h"
 #include "mp_guard.h"
+#include "node_actor.h"
 #include "node_internal.h"
 #include "node_stats.h"
 #include "peers.h"
 #include "weft/control.h"
-
-#define SOURCES_MAX 16384       /* sources tracked for seq gaps */
-#define HB_SOURCES 64           /* sources listed in a heartbeat (most recently heard) */
-#define RECV_BURST 1024         /* events handled per wake-up before looking at other sockets */
-#define LOG_PER_SECOND 10       /* rate limit for logs caused by the network */
-
-struct weft_sub_t {
-    char prefix[WEFT_TOPIC_MAX + 1];
-    size_t len;
-    bool fabric;                /* prefix starts with "_weft." */
-    weft_handler_fn *handler;
-    void *arg;
-    bool dead;                  /* unsubscribed during dispatch; freed after it */
-};
-
-typedef struct {
-    uint64_t inst;              /* the source instance */
-    uint64_t last_seq;          /* highest seq seen from this instance */
-    int64_t last_ms;            /* monotonic ms of the last event */
-    int64_t last_ts;            /* publish ts of the last event */
-    uint64_t gaps;              /* events found missing from this source */
-    char name[WEFT_NAME_MAX + 1]; /* its src name */
-} source_t;
-
-typedef struct {
-    weft_node_t *node;
-    zsock_t *pipe;
-    zsock_t *sub;               /* SUB, bound */
-    zsock_t *ctl;               /* ROUTER, bound */
-    zsock_t *monitor;           /* PAIR, XPUB socket events */
-    discovery_t *discovery;     /* NULL without gossip */
-    peers_t *peers;
-    zlistx_t *subs;             /* weft_sub_t, in subscription order */
-    int full_subs;              /* subscriptions to "" (see gap accounting) */
-    bool dispatching;
-    bool sweep;                 /* some subs are dead */
-    zhashx_t *sources;          /* inst hex -> source_t */
-    source_t *last_source;      /* cache: the source of the previous event */
-    ctl_streams_t *streams;
-    topic_table_t *recv_topics; /* events received per topic */
-    latency_hist_t latency;     /* publish ts -> receipt, data events */
-    msgpack_sbuffer scratch;
-    int64_t next_hb;
-    int64_t next_tick;
-    int64_t next_seed_check;    /* discovery housekeeping (seed take-over) */
-    int64_t log_window;         /* second of the current log budget */
-    int log_budget;
-    uint64_t log_suppressed;
-    bool terminated;
-} self_t;
 
 /* ---- logging of network-caused problems, rate-limited ------------------------------------- */
 
@@ -101,7 +52,7 @@ static void s_warn(self_t *self, const char *fmt, ...)
 /* ---- subscriptions ------------------------------------------------------------------------ */
 
 weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_handler_fn *handler,
-                                 void *arg, int *err)
+                                 void *arg, const weft_sub_options_t *options, int *err)
 {
     self_t *self = actor_self;
     weft_sub_t *sub = calloc(1, sizeof(*sub));
@@ -116,6 +67,15 @@ weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_hand
     sub->fabric = weft_topic_is_fabric(sub->prefix, sub->len);
     sub->handler = handler;
     sub->arg = arg;
+    sub->id = ++self->next_sub_id;
+    if (options && options->start != WEFT_START_LIVE) {
+        int rc = catchup_start(self, sub, options);
+        if (rc != WEFT_OK) {
+            free(sub);
+            *err = rc;
+            return NULL;
+        }
+    }
     zlistx_add_end(self->subs, sub);
     if (sub->len == 0)
         self->full_subs++;
@@ -127,12 +87,17 @@ weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_hand
 int node_actor_unsubscribe(void *actor_self, weft_sub_t *sub)
 {
     self_t *self = actor_self;
-    void *handle = zlistx_find(self->subs, sub);
-    if (!handle || sub->dead)
+    if (!sub || sub->dead)
+        return WEFT_EINVAL;
+    /* During a dispatch the list's cursor is in use: mark now, remove in the sweep. zlistx_find
+       would move the cursor, so it is used only outside dispatches. */
+    void *handle = self->dispatching ? NULL : zlistx_find(self->subs, sub);
+    if (!self->dispatching && !handle)
         return WEFT_EINVAL;
     zsock_set_unsubscribe(self->sub, sub->prefix);
     if (sub->len == 0)
         self->full_subs--;
+    catchup_stop(self, sub);
     if (self->dispatching) {
         sub->dead = true;
         self->sweep = true;
@@ -158,34 +123,62 @@ static void s_sweep(self_t *self)
     self->sweep = false;
 }
 
-/*  Calls every live subscription that matches topic. Returns the number of handler calls. */
+void node_actor_call(self_t *self, weft_sub_t *sub, const char *topic,
+                     const weft_envelope_t *env, const uint8_t *envelope_raw,
+                     size_t envelope_size, const void *payload, size_t size)
+{
+    weft_event_t ev;
+    ev.topic = topic;
+    ev.env = env;
+    ev.payload = payload;
+    ev.size = size;
+    ev.envelope_raw = envelope_raw;
+    ev.envelope_size = envelope_size;
+    ev.error_code[0] = ev.error_message[0] = 0;
+    bool nested = self->dispatching;
+    self->dispatching = true;
+    int rc = sub->handler(&ev, sub->arg);
+    self->dispatching = nested;
+    atomic_fetch_add(&self->node->counters.delivered, 1);
+    if (rc != 0) {
+        atomic_fetch_add(&self->node->counters.handler_errors, 1);
+        s_warn(self, "handler for '%s' failed on %s seq %" PRIu64 ": %s %s", sub->prefix, topic,
+               env->seq, ev.error_code[0] ? ev.error_code : "error", ev.error_message);
+    }
+    if (!nested && self->sweep)
+        s_sweep(self);
+}
+
+weft_sub_t *node_actor_sub_by_id(self_t *self, uint64_t id)
+{
+    for (weft_sub_t *sub = zlistx_first(self->subs); sub; sub = zlistx_next(self->subs))
+        if (sub->id == id && !sub->dead)
+            return sub;
+    return NULL;
+}
+
+/*  Calls every live subscription that matches topic. Returns the number of subscriptions the
+    event went to (handled, or buffered by a subscription still catching up). */
 static int s_dispatch(self_t *self, const char *topic, size_t topic_len, bool fabric,
                       const weft_envelope_t *env, const zmq_msg_t *env_frame, const void *payload,
                       size_t size)
 {
     int calls = 0;
+    const uint8_t *raw = zmq_msg_data((zmq_msg_t *)env_frame);
+    size_t raw_size = zmq_msg_size(env_frame);
     self->dispatching = true;
     for (weft_sub_t *sub = zlistx_first(self->subs); sub; sub = zlistx_next(self->subs)) {
         if (sub->dead || sub->fabric != fabric || sub->len > topic_len ||
             memcmp(sub->prefix, topic, sub->len) != 0)
             continue;
-        weft_event_t ev;
-        ev.topic = topic;
-        ev.env = env;
-        ev.payload = payload;
-        ev.size = size;
-        ev.envelope_raw = zmq_msg_data((zmq_msg_t *)env_frame);
-        ev.envelope_size = zmq_msg_size(env_frame);
-        ev.error_code[0] = ev.error_message[0] = 0;
-        int rc = sub->handler(&ev, sub->arg);
+        /* Handlers may subscribe (added at the end) or unsubscribe (deferred to the sweep)
+           while this loop runs; neither moves the list's cursor. */
+        if (sub->catchup)
+            catchup_buffer(self, sub, topic, topic_len, env, raw, raw_size, payload, size);
+        else
+            node_actor_call(self, sub, topic, env, raw, raw_size, payload, size);
+        self->dispatching = true;
         calls++;
-        atomic_fetch_add(&self->node->counters.delivered, 1);
-        if (rc != 0) {
-            atomic_fetch_add(&self->node->counters.handler_errors, 1);
-            s_warn(self, "handler for '%s' failed on %s seq %" PRIu64 ": %s %s", sub->prefix,
-                   topic, env->seq, ev.error_code[0] ? ev.error_code : "error",
-                   ev.error_message);
-        }
     }
     self->dispatching = false;
     if (self->sweep)
@@ -771,21 +764,25 @@ static void s_handle_pipe(self_t *self)
         self->terminated = true;
     } else if (streq(cmd, "SUB")) {
         char *prefix = zmsg_popstr(msg);
-        zframe_t *hf = zmsg_pop(msg), *af = zmsg_pop(msg);
+        zframe_t *hf = zmsg_pop(msg), *af = zmsg_pop(msg), *of = zmsg_pop(msg);
         weft_handler_fn *handler = NULL;
         void *arg = NULL;
+        const weft_sub_options_t *options = NULL; /* the caller waits: its struct lives */
         if (hf && zframe_size(hf) == sizeof(void *))
             memcpy(&handler, zframe_data(hf), sizeof(void *));
         if (af && zframe_size(af) == sizeof(void *))
             memcpy(&arg, zframe_data(af), sizeof(void *));
+        if (of && zframe_size(of) == sizeof(void *))
+            memcpy(&options, zframe_data(of), sizeof(void *));
         int err = WEFT_EINVAL;
         weft_sub_t *sub = prefix && handler
-                              ? node_actor_subscribe(self, prefix, handler, arg, &err)
+                              ? node_actor_subscribe(self, prefix, handler, arg, options, &err)
                               : NULL;
         zsock_send(self->pipe, "pi", (void *)sub, err);
         zstr_free(&prefix);
         zframe_destroy(&hf);
         zframe_destroy(&af);
+        zframe_destroy(&of);
     } else if (streq(cmd, "UNSUB")) {
         zframe_t *sf = zmsg_pop(msg);
         weft_sub_t *sub = NULL;
@@ -940,6 +937,11 @@ static int s_start(self_t *self)
     s_advertised(node, zsock_endpoint(self->sub), node->sub_endpoint, sizeof(node->sub_endpoint));
     s_advertised(node, zsock_endpoint(self->ctl), node->ctl_endpoint, sizeof(node->ctl_endpoint));
     zsock_set_subscribe(self->sub, "_weft.hb");
+    snprintf(self->catchup_endpoint, sizeof(self->catchup_endpoint),
+             "inproc://weft-catchup-%016" PRIx64, node->inst);
+    self->catchup_in = zsock_new(ZMQ_PULL);
+    if (!self->catchup_in || zsock_bind(self->catchup_in, "%s", self->catchup_endpoint) != 0)
+        return WEFT_ENET;
 
     /* Watch the publisher's connections, to know when a peer is really reachable. */
     char mon[64];
@@ -1003,10 +1005,13 @@ static void s_stop(self_t *self)
     discovery_destroy(&self->discovery);
     ctl_streams_destroy(&self->streams);
     if (self->subs) {
-        for (weft_sub_t *s = zlistx_first(self->subs); s; s = zlistx_next(self->subs))
+        for (weft_sub_t *s = zlistx_first(self->subs); s; s = zlistx_next(self->subs)) {
+            catchup_stop(self, s);
             free(s);
+        }
         zlistx_destroy(&self->subs);
     }
+    zsock_destroy(&self->catchup_in);
     zhashx_destroy(&self->sources);
     topic_table_destroy(&self->recv_topics);
     peers_destroy(&self->peers);
@@ -1045,17 +1050,18 @@ void node_actor(zsock_t *pipe, void *args)
     tick_ms = tick_ms < 10 ? 10 : tick_ms > 250 ? 250 : tick_ms;
     bool streams_busy = false;
     while (!self->terminated) {
-        zmq_pollitem_t items[6] = {
+        zmq_pollitem_t items[7] = {
             {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->ctl), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->monitor), 0, ZMQ_POLLIN, 0},
+            {zsock_resolve(self->catchup_in), 0, ZMQ_POLLIN, 0},
             {self->discovery ? zsock_resolve(discovery_socket(self->discovery)) : NULL, 0,
              ZMQ_POLLIN, 0},
             {self->discovery ? zsock_resolve(discovery_watch_socket(self->discovery)) : NULL, 0,
              ZMQ_POLLIN, 0},
         };
-        int n = self->discovery ? 6 : 4;
+        int n = self->discovery ? 7 : 5;
         int64_t now = node_mono_ms();
         int64_t next = self->next_hb < self->next_tick ? self->next_hb : self->next_tick;
         long timeout = streams_busy ? 0 : (long)(next > now ? next - now : 0);
@@ -1076,9 +1082,12 @@ void node_actor(zsock_t *pipe, void *args)
                 s_handle_ctl(self);
         if (items[3].revents & ZMQ_POLLIN)
             s_handle_monitor(self);
-        if (n == 6 && (items[4].revents & ZMQ_POLLIN))
+        if (items[4].revents & ZMQ_POLLIN)
+            for (int i = 0; i < RECV_BURST && (zsock_events(self->catchup_in) & ZMQ_POLLIN); i++)
+                catchup_handle(self);
+        if (n == 7 && (items[5].revents & ZMQ_POLLIN))
             s_handle_gossip(self);
-        if (n == 6 && (items[5].revents & ZMQ_POLLIN))
+        if (n == 7 && (items[6].revents & ZMQ_POLLIN))
             discovery_handle_watch(self->discovery);
         now = node_mono_ms();
         if (now >= self->next_hb) {
@@ -1099,6 +1108,7 @@ void node_actor(zsock_t *pipe, void *args)
         if (now >= self->next_tick ||
             atomic_load(&node->readiness.ready) < atomic_load(&node->readiness.known)) {
             s_peers_tick(self, now);
+            catchup_tick(self, now);
             self->next_tick = now + tick_ms;
         }
         streams_busy = ctl_streams_pump(self->streams, self->ctl, now);

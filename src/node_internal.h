@@ -75,6 +75,7 @@ struct weft_node_t {
     node_readiness_t readiness;
 
     zactor_t *actor;
+    pthread_mutex_t api_lock;      /* one caller at a time on the actor's pipe */
     pthread_t actor_thread;        /* to recognise calls made from handlers */
     atomic_bool actor_running;
     void *actor_self;              /* the actor's state, for calls made on its own thread */
@@ -99,7 +100,7 @@ void node_actor(zsock_t *pipe, void *args);
 
 /*  Subscription calls on the actor thread (from a handler) or via the pipe (other threads). */
 weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_handler_fn *handler,
-                                 void *arg, int *err);
+                                 void *arg, const weft_sub_options_t *options, int *err);
 int node_actor_unsubscribe(void *actor_self, weft_sub_t *sub);
 int node_actor_find_peer(void *actor_self, uint64_t inst, const char *role, const char *name,
                          weft_peer_info_t *out);

@@ -66,9 +66,30 @@ typedef int(weft_handler_fn)(weft_event_t *event, void *arg);
 int weft_event_fail(weft_event_t *event, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/*  Options for weft_subscribe. Zero-initialise; NULL means all defaults. */
+/*  Where a subscription starts. */
+typedef enum {
+    WEFT_START_LIVE = 0,  /* events published from now on (at-most-once) */
+    WEFT_START_OFFSET,    /* first the archive from from_offset, then live */
+    WEFT_START_TIME,      /* first the archive from events received at since_ns, then live */
+} weft_start_t;
+
+/*  Options for weft_subscribe. Zero-initialise; NULL means all defaults (live).
+
+    Catching up (start OFFSET or TIME): the subscription replays matching events from an
+    archiver, then continues live without a gap or a duplicate, even while publishers keep
+    publishing. Live events are buffered (bounded) while the archive is replayed; the switch
+    happens once, for every source seen live, the replay has delivered everything before the
+    first buffered live event; the merge is by (inst, seq), so each event is handled once and
+    in seq order per source. If no archiver is found, or the archive does not reach the live
+    stream within catchup_timeout_ms, the subscription goes live anyway and the missing
+    events are counted as gaps. */
 typedef struct {
-    int reserved; /* no options yet in this version; must be 0 */
+    weft_start_t start;
+    uint64_t from_offset;        /* WEFT_START_OFFSET: first archive offset (>= 1) */
+    int64_t since_ns;            /* WEFT_START_TIME: receive time, ns since the epoch */
+    const char *archiver;        /* archiver service endpoint; NULL: find role "archiver" */
+    int catchup_timeout_ms;      /* default 10000 */
+    size_t buffer_events;        /* live events held while catching up; default 100000 */
 } weft_sub_options_t;
 
 /*  Counters of a node. All are totals since the node started. */
@@ -120,7 +141,8 @@ int64_t weft_publish(weft_node_t *self, const char *topic, const void *payload, 
     fabric topics are delivered only to prefixes that start with "_weft."). Several
     subscriptions may share a prefix; each gets every matching event. Thread-safe; callable from
     a handler. Returns a handle owned by the node, or NULL with *err set (WEFT_EINVAL for a bad
-    prefix or options, WEFT_ESTATE if the node is stopping, WEFT_ENOMEM). */
+    prefix or options - a fabric prefix cannot catch up -, WEFT_ESTATE if the node is stopping,
+    WEFT_ENOMEM). */
 weft_sub_t *weft_subscribe(weft_node_t *self, const char *prefix, weft_handler_fn *handler,
                            void *arg, const weft_sub_options_t *options, int *err);
 
