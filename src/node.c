@@ -1,18 +1,27 @@
 /*  node.c - node lifecycle and the publish path (weft/node.h).
 
-    weft_publish is the hot path: check the topic, take pub_lock, stamp seq/id/ts into a
-    prepared envelope, encode it into a scratch buffer, copy the event into the outbox, send
-    three frames on the XPUB with ZMQ_DONTWAIT, release the lock. Nothing in it waits on the
-    network: a peer whose queue is full (sndhwm) simply does not get the event, and it stays in
-    the outbox for FETCH.
+    weft_publish is the hot path: check the topic, take pub_lock, read the clock once (ts, and
+    the id's timestamp), encode the envelope into a scratch buffer from the prefix laid out at
+    node start (v, src, inst never change; see envelope.c) followed by seq, ts and any optional
+    fields, copy the event into the outbox, send three frames on the XPUB with ZMQ_DONTWAIT,
+    release the lock. Nothing in it waits on the network: a peer whose queue is full (sndhwm)
+    simply does not get the event, and it stays in the outbox for FETCH.
 */
 #include "node_internal.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <unistd.h>
 
 #include "weft/error.h"
+
+/*  Codec entry points for the publish path, defined in envelope.c (not public API). */
+int envelope_prefix_encode(uint8_t *out, size_t cap, const char *src, uint64_t inst);
+int envelope_encode_prefixed(uint8_t *buf, size_t cap, const uint8_t *prefix, size_t prefix_len,
+                             const uint8_t id[WEFT_ID_SIZE], uint64_t seq, int64_t ts,
+                             const weft_envelope_t *opt);
+void envelope_id_at(uint8_t id[WEFT_ID_SIZE], int64_t now_ns);
 
 static bool s_on_actor_thread(weft_node_t *self);
 
@@ -114,6 +123,11 @@ weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err)
     weft_envelope_init(&self->env_template);
     snprintf(self->env_template.src, sizeof(self->env_template.src), "%s", self->name);
     self->env_template.inst = self->inst;
+    /* The name passed s_name_ok (1..255 bytes), so the prefix always fits. */
+    int prefix_len = envelope_prefix_encode(self->env_prefix, sizeof(self->env_prefix),
+                                            self->name, self->inst);
+    assert(prefix_len > 0);
+    self->env_prefix_len = (size_t)prefix_len;
 
     int64_t ob_events = weft_config_get_int(cfg, "outbox/events", 100000);
     int64_t ob_bytes = weft_config_get_int(cfg, "outbox/bytes", 64 << 20);
@@ -162,22 +176,25 @@ void weft_node_destroy(weft_node_t **self_p)
     *self_p = NULL;
 }
 
+/*  Sets the optional envelope fields from meta, and only those (the rest of *env is not
+    read by envelope_encode_prefixed): absent strings are "", an absent ct is "" (which, like
+    the default content type, is left out of the envelope), ver 0 means 1. */
 static void s_fill_meta(weft_envelope_t *env, const weft_meta_t *meta)
 {
-    if (!meta)
-        return;
-    if (meta->corr)
-        snprintf(env->corr, sizeof(env->corr), "%s", meta->corr);
-    if (meta->trace)
-        snprintf(env->trace, sizeof(env->trace), "%s", meta->trace);
-    if (meta->reply)
-        snprintf(env->reply, sizeof(env->reply), "%s", meta->reply);
-    if (meta->tenant)
-        snprintf(env->tenant, sizeof(env->tenant), "%s", meta->tenant);
+    const char *strs[4] = {meta->corr, meta->trace, meta->reply, meta->tenant};
+    char *fields[4] = {env->corr, env->trace, env->reply, env->tenant};
+    for (int i = 0; i < 4; i++) {
+        if (strs[i])
+            snprintf(fields[i], WEFT_NAME_MAX + 1, "%s", strs[i]);
+        else
+            fields[i][0] = 0;
+    }
     if (meta->ct && *meta->ct)
         snprintf(env->ct, sizeof(env->ct), "%s", meta->ct);
-    if (meta->ver)
-        env->ver = meta->ver;
+    else
+        env->ct[0] = 0;
+    env->ver = meta->ver ? meta->ver : 1;
+    env->retry = 0;
     env->h_keys = meta->header_keys;
     env->h_values = meta->header_values;
     env->h_count = meta->header_count;
@@ -203,24 +220,24 @@ int64_t node_publish_locked(weft_node_t *self, const char *topic, size_t topic_l
                             const void *payload, size_t size, const weft_meta_t *meta,
                             bool fabric, uint8_t id_out[WEFT_ID_SIZE])
 {
-    /* The template is copied only when meta adds fields; the common case stamps in place. */
-    weft_envelope_t local;
-    weft_envelope_t *env = &self->env_template;
+    /* Optional fields, when meta gives any, are set up before taking the lock. */
+    weft_envelope_t opt_fields;
+    const weft_envelope_t *opt = NULL;
+    if (meta) {
+        s_fill_meta(&opt_fields, meta);
+        opt = &opt_fields;
+    }
+    uint8_t id[WEFT_ID_SIZE];
     pthread_mutex_lock(&self->pub_lock);
     if (self->stopping) {
         pthread_mutex_unlock(&self->pub_lock);
         return WEFT_ESTATE;
     }
-    if (meta) {
-        local = self->env_template;
-        env = &local;
-        s_fill_meta(env, meta);
-    }
     uint64_t seq = fabric ? 0 : self->seq + 1;
-    env->seq = seq;
-    env->ts = weft_now_ns();
-    weft_id_new(env->id);
-    int n = weft_envelope_encode(env, self->env_buf, sizeof(self->env_buf));
+    int64_t ts = weft_now_ns();
+    envelope_id_at(id, ts);
+    int n = envelope_encode_prefixed(self->env_buf, sizeof(self->env_buf), self->env_prefix,
+                                     self->env_prefix_len, id, seq, ts, opt);
     if (n < 0) {
         pthread_mutex_unlock(&self->pub_lock);
         return n;
@@ -237,7 +254,7 @@ int64_t node_publish_locked(weft_node_t *self, const char *topic, size_t topic_l
     zmq_send(sock, self->env_buf, (size_t)n, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(sock, payload, size, ZMQ_DONTWAIT);
     if (id_out)
-        memcpy(id_out, env->id, WEFT_ID_SIZE);
+        memcpy(id_out, id, WEFT_ID_SIZE);
     pthread_mutex_unlock(&self->pub_lock);
     return (int64_t)seq;
 }
@@ -266,6 +283,18 @@ int64_t weft_publish(weft_node_t *self, const char *topic, const void *payload, 
     else
         atomic_fetch_add(&self->counters.publish_errors, 1);
     return seq;
+}
+
+int weft_publish_fabric(weft_node_t *self, const char *topic, const void *payload, size_t size)
+{
+    size_t len = topic ? strnlen(topic, WEFT_TOPIC_MAX + 1) : 0;
+    if (!self || weft_topic_check(topic, len) != WEFT_OK || !weft_topic_is_fabric(topic, len))
+        return WEFT_ETOPIC;
+    if (size > self->max_payload)
+        return WEFT_ETOOBIG;
+    int64_t rc = node_publish_locked(self, topic, len, payload ? payload : "", size, NULL, true,
+                                     NULL);
+    return rc < 0 ? (int)rc : 0;
 }
 
 int node_pub_connect(weft_node_t *self, const char *endpoint)

@@ -23,6 +23,11 @@ typedef void(weft_heartbeat_extra_fn)(void *arg, msgpack_packer *pk, uint32_t *c
 /*  Installs (or with fn NULL removes) the heartbeat hook. Thread-safe. */
 void weft_node_set_heartbeat_extra(weft_node_t *self, weft_heartbeat_extra_fn *fn, void *arg);
 
+/*  Publishes a fabric event (topic must start with "_weft.", e.g. "_weft.dlq.parked"): not
+    sequenced (seq 0), not kept in the outbox. Thread-safe. Returns 0 or WEFT_ETOPIC,
+    WEFT_ETOOBIG, WEFT_ESTATE. */
+int weft_publish_fabric(weft_node_t *self, const char *topic, const void *payload, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

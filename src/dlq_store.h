@@ -1,0 +1,125 @@
+/*  dlq_store.h - the DLQ's LMDB store of dead letters.
+
+    A letter is an event a subscriber failed to handle, with the subscriber, the error, the
+    attempts so far and when to try again. Letters are keyed by a letter id (16 bytes,
+    time-ordered like event ids) and found by (event id, subscriber) so that PUT is idempotent.
+
+    Named databases (all integers big-endian, so byte order is numeric order):
+      letters      letter id (16)                          -> letter record (below)
+      by_key       event id (16) + subscriber bytes        -> letter id (16)
+      by_retry     next_retry_at (u64 BE ns) + letter id   -> empty   (pending/retrying only)
+      by_sub       subscriber + 0x00 + letter id           -> empty
+      by_topic     topic + 0x00 + letter id                -> empty
+      meta         "format" -> u32 BE (1); "counts" -> 4 x u64 BE (pending, retrying, parked,
+                   resolved)
+
+    Letter record: a msgpack map (fields of dlq_letter_t, event frames as bin), so the format
+    can grow; decoded with mp_guard first like every msgpack input.
+
+    Threads: one writer (the DLQ's thread); any call here opens and closes its own
+    transaction. Not for use by several writers at once.
+*/
+#ifndef WEFT_DLQ_STORE_H_INCLUDED
+#define WEFT_DLQ_STORE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/envelope.h"
+
+typedef enum {
+    DLQ_PENDING = 0,   /* waiting for next_retry_at */
+    DLQ_RETRYING,      /* a REDELIVER is in flight */
+    DLQ_PARKED,        /* max attempts reached: waits for an operator */
+    DLQ_RESOLVED,      /* handled successfully on a redelivery (kept until purged) */
+} dlq_state_t;
+
+#define DLQ_SUBSCRIBER_MAX 255
+#define DLQ_CODE_MAX 63
+#define DLQ_MESSAGE_MAX 1023
+
+typedef struct {
+    uint8_t id[WEFT_ID_SIZE];          /* letter id */
+    uint8_t event_id[WEFT_ID_SIZE];    /* the event's id (from its envelope) */
+    char subscriber[DLQ_SUBSCRIBER_MAX + 1]; /* "<node name>/<subscription name>" */
+    char node[WEFT_NAME_MAX + 1];      /* the subscriber's node name, for REDELIVER */
+    char topic[WEFT_TOPIC_MAX + 1];
+    char code[DLQ_CODE_MAX + 1];       /* last error code */
+    char message[DLQ_MESSAGE_MAX + 1]; /* last error message */
+    uint32_t attempts;                 /* handler calls that failed so far (local + DLQ) */
+    uint32_t redeliveries;             /* REDELIVERs sent by the DLQ */
+    int64_t first_failure;             /* ns */
+    int64_t last_failure;              /* ns */
+    int64_t next_retry_at;             /* ns; meaningful when pending */
+    dlq_state_t state;
+    /* the event as received: pointers into memory owned by whoever filled the struct */
+    const uint8_t *envelope;
+    size_t envelope_size;
+    const uint8_t *payload;
+    size_t payload_size;
+} dlq_letter_t;
+
+typedef struct dlq_store_t dlq_store_t;
+
+/*  Opens (creating) the store in dir; exclusive flock on DIR/weft-dlq.lock ("in use by another
+    DLQ (pid N)" otherwise); refuses an unknown format. sync_always: fsync every commit.
+    Returns NULL with *err and why on failure. */
+dlq_store_t *dlq_store_open(const char *dir, bool sync_always, int *err, char *why, size_t cap);
+void dlq_store_close(dlq_store_t **self_p);
+
+/*  Stores a new letter, or finds the existing one for (event_id, subscriber). For a new letter
+    the id is generated, state pending, next_retry_at as given. An existing letter that is
+    resolved is reopened (pending, attempts and error updated); an existing open letter is left
+    as is. *created tells which. The letter's id is copied to id_out. Returns 0 or an error. */
+int dlq_store_put(dlq_store_t *self, const dlq_letter_t *letter, uint8_t id_out[WEFT_ID_SIZE],
+                  bool *created);
+
+/*  Reads a letter (with its event) into *out; the event pointers point into *buf, which the
+    caller frees with free(). Returns 0, WEFT_ENOTFOUND. */
+int dlq_store_get(dlq_store_t *self, const uint8_t id[WEFT_ID_SIZE], dlq_letter_t *out,
+                  uint8_t **buf);
+
+/*  Rewrites a letter's mutable fields (state, attempts, redeliveries, code, message,
+    last_failure, next_retry_at), keeping indexes right. Returns 0, WEFT_ENOTFOUND. */
+int dlq_store_update(dlq_store_t *self, const dlq_letter_t *letter);
+
+/*  Deletes a letter and its index entries. Returns 0, WEFT_ENOTFOUND. */
+int dlq_store_delete(dlq_store_t *self, const uint8_t id[WEFT_ID_SIZE]);
+
+/*  Filters for listing, retrying and purging; zero/empty fields match everything. */
+typedef struct {
+    const char *subscriber;     /* exact */
+    const char *topic_prefix;
+    int state;                  /* -1: any; else a dlq_state_t */
+    const char *code;           /* exact */
+    int64_t older_than_ns;      /* first_failure older than now - this (0: any) */
+} dlq_filter_t;
+
+/*  Calls fn for letters matching f, in letter id order (= first failure order), starting after
+    cursor (NULL: from the start), at most limit. fn gets the letter without its event
+    (envelope/payload NULL). Sets *next_cursor (may be NULL) to the last visited id and *more
+    to whether more may follow. Returns the number visited. */
+size_t dlq_store_list(dlq_store_t *self, const dlq_filter_t *f, int64_t now_ns,
+                      const uint8_t *cursor, size_t limit,
+                      int (*fn)(const dlq_letter_t *l, void *arg), void *arg,
+                      uint8_t next_cursor[WEFT_ID_SIZE], bool *more);
+
+/*  The pending letters due at now_ns (next_retry_at <= now), oldest first, at most max: ids
+    copied to ids. Returns how many. */
+size_t dlq_store_due(dlq_store_t *self, int64_t now_ns, uint8_t (*ids)[WEFT_ID_SIZE], size_t max);
+
+/*  Earliest next_retry_at of a pending letter, or 0 when none. */
+int64_t dlq_store_next_due(dlq_store_t *self);
+
+typedef struct {
+    uint64_t pending, retrying, parked, resolved;
+} dlq_counts_t;
+
+/*  Counts by state (kept in meta, O(1)). */
+void dlq_store_counts(dlq_store_t *self, dlq_counts_t *c);
+
+const char *dlq_store_state_name(dlq_state_t s); /* "pending", ... */
+int dlq_store_state_parse(const char *text);    /* -1 when unknown */
+
+#endif
