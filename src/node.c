@@ -489,6 +489,10 @@ void weft_node_stats(weft_node_t *self, weft_stats_t *s)
     s->repaired = atomic_load(&c->repaired);
     s->handler_errors = atomic_load(&c->handler_errors);
     s->dead_lettered = atomic_load(&c->dead_lettered);
+    s->dead_letter_pending = atomic_load(&c->dead_letter_pending);
+    s->dead_letter_dropped = atomic_load(&c->dead_letter_dropped);
+    s->retries = atomic_load(&c->retries);
+    s->redelivered = atomic_load(&c->redelivered);
     s->malformed = atomic_load(&c->malformed);
     s->ctl_requests = atomic_load(&c->ctl_requests);
     s->ctl_errors = atomic_load(&c->ctl_errors);

@@ -68,6 +68,7 @@ weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_hand
     sub->handler = handler;
     sub->arg = arg;
     sub->id = ++self->next_sub_id;
+    node_dlq_sub_init(sub, options);
     if (options && options->start != WEFT_START_LIVE) {
         int rc = catchup_start(self, sub, options);
         if (rc != WEFT_OK) {
@@ -123,9 +124,10 @@ static void s_sweep(self_t *self)
     self->sweep = false;
 }
 
-void node_actor_call(self_t *self, weft_sub_t *sub, const char *topic,
-                     const weft_envelope_t *env, const uint8_t *envelope_raw,
-                     size_t envelope_size, const void *payload, size_t size)
+int node_actor_invoke(self_t *self, weft_sub_t *sub, const char *topic,
+                      const weft_envelope_t *env, const uint8_t *envelope_raw,
+                      size_t envelope_size, const void *payload, size_t size, char *code,
+                      size_t code_cap, char *message, size_t message_cap)
 {
     weft_event_t ev;
     ev.topic = topic;
@@ -142,11 +144,36 @@ void node_actor_call(self_t *self, weft_sub_t *sub, const char *topic,
     atomic_fetch_add(&self->node->counters.delivered, 1);
     if (rc != 0) {
         atomic_fetch_add(&self->node->counters.handler_errors, 1);
-        s_warn(self, "handler for '%s' failed on %s seq %" PRIu64 ": %s %s", sub->prefix, topic,
-               env->seq, ev.error_code[0] ? ev.error_code : "error", ev.error_message);
+        if (!ev.error_code[0])
+            snprintf(ev.error_code, sizeof(ev.error_code), "handler.failed");
+        s_warn(self, "handler '%s' failed on %s seq %" PRIu64 " (attempt %u): %s %s", sub->name,
+               topic, env->seq, env->retry + 1, ev.error_code, ev.error_message);
     }
+    if (code)
+        snprintf(code, code_cap, "%s", ev.error_code);
+    if (message)
+        snprintf(message, message_cap, "%s", ev.error_message);
     if (!nested && self->sweep)
         s_sweep(self);
+    return rc;
+}
+
+void node_actor_call(self_t *self, weft_sub_t *sub, const char *topic,
+                     const weft_envelope_t *env, const uint8_t *envelope_raw,
+                     size_t envelope_size, const void *payload, size_t size)
+{
+    size_t tlen = strlen(topic);
+    if (!node_dlq_breaker_allows(self, sub, node_mono_ms())) {
+        node_dlq_outcome(self, sub, false, 0, topic, tlen, envelope_raw, envelope_size, payload,
+                         size, "weft.breaker_open", "circuit breaker open: not called");
+        return;
+    }
+    char code[64], message[256];
+    int rc = node_actor_invoke(self, sub, topic, env, envelope_raw, envelope_size, payload, size,
+                               code, sizeof(code), message, sizeof(message));
+    if (!sub->dead)
+        node_dlq_outcome(self, sub, rc == 0, env->retry + 1, topic, tlen, envelope_raw,
+                         envelope_size, payload, size, code, message);
 }
 
 weft_sub_t *node_actor_sub_by_id(self_t *self, uint64_t id)
@@ -704,6 +731,8 @@ static void s_handle_ctl(self_t *self)
                   self->scratch.size);
     } else if (streq(req.command, "FETCH")) {
         s_handle_fetch(self, &req);
+    } else if (streq(req.command, "REDELIVER")) {
+        node_dlq_redeliver(self, &req);
     } else if (streq(req.command, "CREDIT") || streq(req.command, "CANCEL")) {
         uint64_t stream = req.request_id, batches = 1;
         if (ctl_arg_uint(req.args, "stream", &stream) < 0 ||
@@ -722,7 +751,8 @@ static void s_handle_ctl(self_t *self)
         atomic_fetch_add(&node->counters.ctl_errors, 1);
         s_warn(self, "unknown control command '%s'", req.command);
         ctl_reply_err(self->ctl, req.routing, req.request_id, "unknown_command",
-                      "unknown command '%s'; a node serves PING, INFO, FETCH, CREDIT, CANCEL",
+                      "unknown command '%s'; a node serves PING, INFO, FETCH, CREDIT, CANCEL, "
+                      "REDELIVER",
                       req.command);
     }
     ctl_request_clear(&req);
@@ -864,7 +894,9 @@ static void s_heartbeat_more(void *arg, msgpack_packer *pk, uint32_t *count)
         msgpack_pack_uint64(pk, all[j]->gaps);
     }
     free(all);
-    *count += 3;
+    ctl_pack_str(pk, "subs");
+    node_dlq_pack_subs(self, pk);
+    *count += 4;
 }
 
 static void s_heartbeat(self_t *self)
@@ -937,6 +969,7 @@ static int s_start(self_t *self)
     s_advertised(node, zsock_endpoint(self->sub), node->sub_endpoint, sizeof(node->sub_endpoint));
     s_advertised(node, zsock_endpoint(self->ctl), node->ctl_endpoint, sizeof(node->ctl_endpoint));
     zsock_set_subscribe(self->sub, "_weft.hb");
+    node_dlq_start(self);
     snprintf(self->catchup_endpoint, sizeof(self->catchup_endpoint),
              "inproc://weft-catchup-%016" PRIx64, node->inst);
     self->catchup_in = zsock_new(ZMQ_PULL);
@@ -1012,6 +1045,7 @@ static void s_stop(self_t *self)
         zlistx_destroy(&self->subs);
     }
     zsock_destroy(&self->catchup_in);
+    node_dlq_stop(self);
     zhashx_destroy(&self->sources);
     topic_table_destroy(&self->recv_topics);
     peers_destroy(&self->peers);
@@ -1109,9 +1143,11 @@ void node_actor(zsock_t *pipe, void *args)
             atomic_load(&node->readiness.ready) < atomic_load(&node->readiness.known)) {
             s_peers_tick(self, now);
             catchup_tick(self, now);
+            node_dlq_tick(self, now);
             self->next_tick = now + tick_ms;
         }
         streams_busy = ctl_streams_pump(self->streams, self->ctl, now);
+        node_dlq_handle_acks(self);
     }
     atomic_store(&node->actor_running, false);
     s_stop(self);

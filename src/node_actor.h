@@ -29,7 +29,21 @@ struct weft_sub_t {
     bool dead;                  /* unsubscribed during dispatch; freed after it */
     uint64_t id;                /* names the subscription in messages from other threads */
     catchup_t *catchup;         /* while catching up from an archive, else NULL */
+    /* failure handling (node_dlq.c) */
+    char name[WEFT_TOPIC_MAX + 1]; /* subscription name; subscriber id = "<node>/<name>" */
+    int retry_attempts, retry_backoff_ms, retry_backoff_max_ms;
+    double retry_jitter;
+    int breaker_failures, breaker_window_ms, breaker_cooldown_ms;
+    bool no_dead_letter;
+    int breaker;                /* BREAKER_CLOSED, _OPEN, _HALF_OPEN */
+    int64_t fail_ms[64];        /* ring of recent failure times (ms) */
+    unsigned fail_next;
+    int64_t opened_ms;          /* when the breaker opened */
+    bool probing;               /* half-open: one trial call is under way */
+    uint64_t failures, dead_lettered, retried;
 };
+
+enum { BREAKER_CLOSED = 0, BREAKER_OPEN, BREAKER_HALF_OPEN };
 
 typedef struct {
     uint64_t inst;              /* the source instance */
@@ -68,16 +82,59 @@ typedef struct {
     uint64_t next_sub_id;
     zsock_t *catchup_in;        /* PULL: events replayed for catching-up subscriptions */
     char catchup_endpoint[64];
+    zlistx_t *retries;          /* retry_item_t: failed events waiting for their next call */
+    zlistx_t *letters;          /* letter_t: dead letters waiting for a DLQ's acknowledgement */
+    zsock_t *dlq;               /* DEALER to the DLQ's service endpoint, or NULL */
+    char dlq_endpoint[256];
+    uint64_t dlq_next_id;       /* request ids of PUTs */
+    int64_t dlq_warned_ms;      /* last "no DLQ reachable" warning */
 } self_t;
 
 
-/*  Calls one subscription's handler with an event and counts the outcome. */
+/*  Calls a handler once and counts it; copies the failure code and message out. Returns the
+    handler's result. */
+int node_actor_invoke(self_t *self, weft_sub_t *sub, const char *topic,
+                      const weft_envelope_t *env, const uint8_t *envelope_raw,
+                      size_t envelope_size, const void *payload, size_t size, char *code,
+                      size_t code_cap, char *message, size_t message_cap);
+
+/*  Delivers an event to one subscription: breaker check, call, then retry/dead-letter on
+    failure. */
 void node_actor_call(self_t *self, weft_sub_t *sub, const char *topic,
                      const weft_envelope_t *env, const uint8_t *envelope_raw,
                      size_t envelope_size, const void *payload, size_t size);
 
 /*  Looks a subscription up by id (NULL when it is gone). */
 weft_sub_t *node_actor_sub_by_id(self_t *self, uint64_t id);
+
+/* ---- failures: retries, circuit breaker, dead letters (node_dlq.c) --------------------- */
+
+/*  Sets a subscription's failure policy from its options (NULL: defaults). */
+void node_dlq_sub_init(weft_sub_t *sub, const weft_sub_options_t *options);
+
+/*  Whether the breaker lets the handler be called now; when it does not, the event must be
+    dead-lettered instead (node_dlq_failed with no call). */
+bool node_dlq_breaker_allows(self_t *self, weft_sub_t *sub, int64_t now_ms);
+
+/*  Records the outcome of a handler call: success closes a half-open breaker; failure is
+    retried later or dead-lettered. attempt = 1 for the first call. */
+void node_dlq_outcome(self_t *self, weft_sub_t *sub, bool ok, uint32_t attempt,
+                      const char *topic, size_t topic_len, const uint8_t *envelope_raw,
+                      size_t envelope_size, const void *payload, size_t size, const char *code,
+                      const char *message);
+
+/*  Runs due retries, sends and resends dead letters, reads acknowledgements. */
+void node_dlq_tick(self_t *self, int64_t now_ms);
+void node_dlq_handle_acks(self_t *self);
+
+/*  Serves REDELIVER on the control endpoint. */
+void node_dlq_redeliver(self_t *self, ctl_request_t *req);
+
+/*  Heartbeat section "subs": [[subscriber, breaker, failures, dead_lettered], ...]. */
+void node_dlq_pack_subs(self_t *self, msgpack_packer *pk);
+
+void node_dlq_start(self_t *self);
+void node_dlq_stop(self_t *self);
 
 /* ---- catching up (node_catchup.c) ------------------------------------------------------- */
 

@@ -24,7 +24,8 @@
 /*  Counters, one atomic each, so weft_node_stats needs no lock. */
 typedef struct {
     atomic_uint_fast64_t published, publish_errors, received, delivered, dropped, gaps, repaired,
-        handler_errors, dead_lettered, malformed, ctl_requests, ctl_errors;
+        handler_errors, dead_lettered, malformed, ctl_requests, ctl_errors, dead_letter_pending,
+        dead_letter_dropped, retries, redelivered;
     atomic_uint_fast32_t peers_up, peers_down;
 } node_counters_t;
 
@@ -43,6 +44,8 @@ struct weft_node_t {
     char name[WEFT_NAME_MAX + 1];
     char role[WEFT_ROLE_MAX + 1];
     uint64_t inst;
+    uint8_t env_prefix[320];       /* envelope bytes up to seq's value: v, src, inst (envelope.c) */
+    size_t env_prefix_len;
     int64_t started_ms;            /* zclock_time at start */
     size_t max_payload;
     int heartbeat_ms;

@@ -24,3 +24,10 @@ set_tests_properties(hostile PROPERTIES TIMEOUT 120)
 # The command line across processes.
 add_test(NAME cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_FILE:weft_cli>)
 set_tests_properties(cli PROPERTIES TIMEOUT 120)
+
+# Failing handlers: retries, dead letters, breaker, REDELIVER.
+add_executable(test_node_dlq test_node_dlq.c)
+target_include_directories(test_node_dlq PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_link_libraries(test_node_dlq weft_static PkgConfig::MSGPACK)
+add_test(NAME node_dlq COMMAND test_node_dlq)
+set_tests_properties(node_dlq PROPERTIES TIMEOUT 120)

@@ -90,6 +90,25 @@ typedef struct {
     const char *archiver;        /* archiver service endpoint; NULL: find role "archiver" */
     int catchup_timeout_ms;      /* default 10000 */
     size_t buffer_events;        /* live events held while catching up; default 100000 */
+
+    /* Failure handling. A failed handler call is retried on this node (attempts, with
+       exponential backoff and jitter, while later events keep flowing); when the attempts
+       are spent the event is dead-lettered: sent with PUT to a DLQ node (role "dlq"),
+       acknowledged, resent until acknowledged, idempotent on (event id, subscriber). The DLQ
+       redelivers it later (REDELIVER on this node's control endpoint). A circuit breaker per
+       subscription stops calling a handler that keeps failing: after breaker_failures
+       failures within breaker_window_ms it opens and events are dead-lettered directly; after
+       breaker_cooldown_ms one event is tried (half-open): success closes it. */
+    const char *name;            /* subscription name, part of the subscriber id
+                                    "<node name>/<name>"; default: the prefix ("*" for "") */
+    int retry_attempts;          /* handler calls per event before dead-lettering; default 3 */
+    int retry_backoff_ms;        /* wait before the 2nd call; doubles each time; default 100 */
+    int retry_backoff_max_ms;    /* cap of that wait; default 5000 */
+    double retry_jitter;         /* random fraction added to each wait, 0..1; default 0.2 */
+    int breaker_failures;        /* default 20 (-1: no breaker) */
+    int breaker_window_ms;       /* default 10000 */
+    int breaker_cooldown_ms;     /* default 30000 */
+    bool no_dead_letter;         /* when attempts are spent, drop (counted) instead */
 } weft_sub_options_t;
 
 /*  Counters of a node. All are totals since the node started. */
@@ -102,7 +121,12 @@ typedef struct {
     uint64_t gaps;            /* events detected missing from a source's seq */
     uint64_t repaired;        /* missing events later recovered */
     uint64_t handler_errors;  /* handler calls that returned failure */
-    uint64_t dead_lettered;   /* events handed to a DLQ */
+    uint64_t dead_lettered;   /* events acknowledged by a DLQ */
+    uint64_t dead_letter_pending; /* events waiting to be acknowledged by a DLQ (bounded) */
+    uint64_t dead_letter_dropped; /* events that could not be dead-lettered (queue full, or
+                                     no_dead_letter) */
+    uint64_t retries;         /* local handler retries */
+    uint64_t redelivered;     /* REDELIVER requests served */
     uint64_t malformed;       /* data messages rejected by the decoder */
     uint64_t ctl_requests;    /* control requests served */
     uint64_t ctl_errors;      /* control requests answered with ERR */
