@@ -64,6 +64,10 @@
     "topic 0x01" is the first key after all of them. */
 #define TOPIC_KEY_MAX (WEFT_TOPIC_MAX + 1 + 8)
 
+/* Reader slots: one per live archive_reader_t (each replay session keeps one) plus short ones
+   for info and for tools in other processes. LMDB's default of 126 is tight for a busy
+   archiver; a slot costs 64 bytes of the lock file. */
+#define MAX_READERS 254
 #define MAX_DBS 8          /* six used, two spare for a later format */
 #define ERR_CAP 320        /* last-error sentences */
 #define HELD_SLOTS 8       /* stores one thread can hold readers on at the same time */
@@ -685,6 +689,8 @@ archive_store_t *archive_store_open(const archive_opts_t *opts, int *err, char *
     int rc = mdb_env_create(&s->env);
     if (!rc)
         rc = mdb_env_set_maxdbs(s->env, MAX_DBS);
+    if (!rc)
+        rc = mdb_env_set_maxreaders(s->env, MAX_READERS);
     if (rc) {
         snprintf(msg, sizeof(msg), "cannot create LMDB environment: %s", mdb_strerror(rc));
         code = s_code(rc);
@@ -1096,8 +1102,8 @@ static int s_trim_txn(archive_store_t *s, const archive_retention_t *r, int64_t 
         first = s_get_u64(k.mv_data);
         archive_rec_t rec;
         bool ok = s_rec_decode(first, &v, &rec) == WEFT_OK;
-        /* A damaged record has no trustworthy time: only count and bytes limits remove it. */
-        if (!s_over(r, now, count, bytes, ok ? rec.recv_ts : now))
+        /* A damaged record cannot be served; age retention takes it as the oldest possible. */
+        if (!s_over(r, now, count, bytes, ok ? rec.recv_ts : INT64_MIN))
             break;
         if (removed == limit) {
             more = true;

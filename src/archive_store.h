@@ -20,13 +20,13 @@
         by_source  inst | seq          (seq > 0)   -> offset
         by_id      id (16 bytes)                   -> offset
         by_topic   topic | 0x00 | offset           -> (empty)
-        by_time    batch time (see below)          -> offset of the batch's first event
+        by_time    batch time (see archive_store.c) -> offset of the batch's first event
         meta       "format" u32 (1), "created" i64 ns, "next_offset" u64, "bytes" u64
 
     Thread rules, in short:
     - One writer: archive_store_append, archive_store_trim and archive_store_sync are meant for
-      one thread (the ingest thread). They are serialised internally, so a second thread calling
-      them is safe but waits.
+      one thread (the ingest thread). Append and trim are serialised internally, so a second
+      thread calling them is safe but waits; sync may run beside them.
     - Readers: any number of threads, each with its own archive_reader_t (a reader belongs to one
       thread from archive_reader_begin to archive_reader_end; it may move to another thread in
       between). A thread may hold several readers at once.
@@ -120,7 +120,8 @@ const char *archive_store_last_error(const archive_store_t *s);
 
 /*  One event to append. Pointers are borrowed for the duration of the call only. inst, seq and
     id must be the values inside the envelope (the archiver decoded them from it): retention
-    finds the index entries again by decoding the stored envelope. */
+    finds the index entries again by decoding the stored envelope (an envelope that does not
+    decode would leave its by_id and by_source entries behind when its event is removed). */
 typedef struct {
     const char *topic;       /* frame 0, 1..255 bytes, passes weft_topic_check */
     size_t topic_size;
