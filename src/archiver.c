@@ -78,17 +78,32 @@ static int s_on_heartbeat(weft_event_t *ev, void *arg)
 {
     archiver_t *self = arg;
     heartbeat_info_t hb;
-    if (strcmp(ev->topic, "_weft.hb") != 0 || heartbeat_read(ev->payload, ev->size, &hb) != 0 ||
-        hb.inst == weft_node_inst(self->node) || hb.seq == 0)
+    /* With prefixes the heartbeat's seq counts topics we do not archive: it says nothing. */
+    if (self->nprefixes || strcmp(ev->topic, "_weft.hb") != 0 ||
+        heartbeat_read(ev->payload, ev->size, &hb) != 0 || hb.inst == weft_node_inst(self->node) ||
+        hb.seq == 0)
         return 0;
     bool is_new;
     seen_t *s = s_seen(self, hb.inst, &is_new);
-    if (s->hb_seq && s->last_seq < s->hb_seq)
-        archiver_repair_request(self, hb.inst, s->last_seq + 1, s->hb_seq);
+    if (s->hb_seq && s->last_seq < s->hb_seq) {
+        /* Behind for two heartbeats: what the archive holds may have moved on through a
+           repair, so ask the store before asking the publisher again. */
+        uint64_t hwm = 0;
+        archive_reader_begin(self->hwm_reader);
+        archive_source_hwm(self->hwm_reader, hb.inst, &hwm);
+        archive_reader_end(self->hwm_reader);
+        if (hwm > s->last_seq)
+            s->last_seq = hwm;
+        int64_t now = zclock_mono();
+        if (s->last_seq < s->hb_seq &&
+            (s->hb_seq > s->requested_to || now - s->requested_ms > 10000)) {
+            archiver_repair_request(self, hb.inst, s->last_seq + 1, s->hb_seq);
+            s->requested_to = s->hb_seq;
+            s->requested_ms = now;
+        }
+    }
     s->hb_seq = hb.seq;
-    if (self->opts.archive_fabric)
-        return s_on_event(ev, arg);
-    return 0;
+    return 0; /* archiving heartbeats themselves (archive_fabric) is the "_weft." handler's job */
 }
 
 static void s_heartbeat_extra(void *arg, msgpack_packer *pk, uint32_t *count)
@@ -224,7 +239,11 @@ archiver_t *archiver_new(const archiver_opts_t *opts, int *err, char *why, size_
     snprintf(self->commit_endpoint, sizeof(self->commit_endpoint),
              "inproc://weft-archiver-commits-%p", (void *)self);
 
-    archive_opts_t so = {self->dir, opts->map_size, opts->max_map_size, opts->sync, false};
+    /* A growth limit below the initial size means the initial size is the limit. */
+    uint64_t map_size = opts->map_size ? opts->map_size : ARCHIVE_MAP_SIZE_DEFAULT;
+    if (opts->max_map_size && opts->max_map_size < map_size)
+        map_size = opts->max_map_size;
+    archive_opts_t so = {self->dir, map_size, opts->max_map_size, opts->sync, false};
     self->store = archive_store_open(&so, err, why, why_cap);
     if (!self->store) {
         archiver_destroy(&self);
@@ -252,18 +271,14 @@ archiver_t *archiver_new(const archiver_opts_t *opts, int *err, char *why, size_
         return NULL;
     }
 
-    weft_config_t *cfg = weft_config_new();
-    if (opts->config)
-        for (const char *const *k = (const char *const[]){"gossip/seeds", "gossip/bind",
-                                                          "peers/connect", "node/bind",
-                                                          "node/advertise", "heartbeat/interval",
-                                                          "net/rcvhwm", "log/verbose", NULL};
-             *k; k++)
-            weft_config_set(cfg, *k, weft_config_get(opts->config, *k));
+    /* The node takes every setting of the caller's configuration; role and service are
+       the archiver's. */
+    weft_config_t *cfg = opts->config ? opts->config : weft_config_new();
     weft_config_set(cfg, "node/role", "archiver");
     weft_config_set(cfg, "node/service", self->svc_endpoint);
     self->node = weft_node_new(opts->name ? opts->name : "archiver", cfg, err);
-    weft_config_destroy(&cfg);
+    if (!opts->config)
+        weft_config_destroy(&cfg);
     if (!self->node) {
         if (why && why_cap)
             snprintf(why, why_cap, "cannot start the archiver's node: %s", weft_strerror(*err));

@@ -25,7 +25,8 @@
 typedef struct {
     const char *dir;                 /* archive directory (created if missing) */
     const char *name;                /* node name, default "archiver" */
-    weft_config_t *config;           /* node configuration (may be NULL) */
+    weft_config_t *config;           /* node configuration (may be NULL); the archiver sets
+                                        node/role and node/service in it */
     const char *const *prefixes;     /* topic prefixes to archive; NULL/0 = everything */
     size_t nprefixes;
     bool archive_fabric;             /* also archive _weft. topics (heartbeats, ...) */

@@ -32,8 +32,10 @@ typedef struct {
 } repair_req_t;
 
 typedef struct {
-    uint64_t last_seq;     /* highest seq seen live from this instance */
+    uint64_t last_seq;     /* highest seq known archived or seen live from this instance */
     uint64_t hb_seq;       /* seq its previous heartbeat announced */
+    uint64_t requested_to; /* highest seq a repair was asked for ... */
+    int64_t requested_ms;  /* ... and when (repairs are not asked again for 10 s) */
 } seen_t;
 
 struct archiver_t {

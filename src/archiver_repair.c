@@ -108,8 +108,10 @@ static bool s_repair_one(archiver_t *self, const repair_req_t *r)
     fetch_ctx_t ctx = {self, 0};
     weft_fetch_totals_t tot;
     char why[256] = "";
-    int rc = weft_ctl_fetch(ctl, r->inst, r->from, r->to, s_on_fetched, &ctx, FETCH_TIMEOUT_MS,
-                            &tot, why);
+    /* With prefixes the publisher filters: only what we archive crosses the network. */
+    int rc = weft_ctl_fetch_filtered(ctl, r->inst, r->from, r->to,
+                                     (const char *const *)self->prefixes, self->nprefixes,
+                                     s_on_fetched, &ctx, FETCH_TIMEOUT_MS, &tot, why);
     weft_ctl_destroy(&ctl);
     atomic_fetch_add(&self->repaired, ctx.got);
     uint64_t lost = rc == WEFT_OK ? tot.missing : wanted - (ctx.got < wanted ? ctx.got : wanted);

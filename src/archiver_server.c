@@ -84,11 +84,12 @@ static bool s_source_ok(stream_state_t *st, const archive_rec_t *rec)
 static int s_on_rec(const archive_rec_t *rec, void *arg)
 {
     stream_state_t *st = arg;
-    st->next = rec->offset + 1;
     if (st->until && rec->recv_ts > st->until) {
+        st->next = rec->offset; /* not sent: a later replay starts here */
         st->finished = true;
         return 1;
     }
+    st->next = rec->offset + 1;
     if (!s_source_ok(st, rec))
         return 0;
     s_pack_rec(st->pk, rec);
@@ -424,7 +425,7 @@ static void s_info(server_t *sv, ctl_request_t *req)
     ctl_pack_kv_uint(&pk, "bytes_on_disk", info.bytes_on_disk);
     ctl_pack_kv_uint(&pk, "map_size", info.map_size);
     ctl_pack_str(&pk, "ingest");
-    msgpack_pack_map(&pk, 11);
+    msgpack_pack_map(&pk, 12);
     ctl_pack_kv_uint(&pk, "ingested", st.ingested);
     ctl_pack_kv_uint(&pk, "duplicates", st.duplicates);
     ctl_pack_kv_uint(&pk, "batches", st.batches);
@@ -433,6 +434,7 @@ static void s_info(server_t *sv, ctl_request_t *req)
     ctl_pack_kv_uint(&pk, "map_full", info.map_full);
     ctl_pack_kv_uint(&pk, "repaired", st.repaired);
     ctl_pack_kv_uint(&pk, "unrepaired", st.unrepaired);
+    ctl_pack_kv_uint(&pk, "repair_requests", st.repair_requests);
     ctl_pack_kv_uint(&pk, "retention_removed", st.retained_removed);
     ctl_pack_kv_uint(&pk, "commit_p50_us", st.commit_p50_us);
     ctl_pack_kv_uint(&pk, "commit_p99_us", st.commit_p99_us);
@@ -518,8 +520,16 @@ void archiver_server(zsock_t *pipe, void *args)
     if (ok) {
         zsock_set_linger(sv.router, 0);
         zsock_set_maxmsgsize(sv.router, (int)(CTL_ARGS_MAX + 4096));
-        snprintf(sv.arch->svc_endpoint, sizeof(sv.arch->svc_endpoint), "%s",
-                 zsock_endpoint(sv.router));
+        /* A wildcard bind is announced with a host clients can use. */
+        const char *bound = zsock_endpoint(sv.router);
+        const char *colon = strrchr(bound, ':');
+        const char *adv = sv.arch->opts.config ? weft_config_get(sv.arch->opts.config, "node/advertise")
+                                               : NULL;
+        if (colon && (strncmp(bound, "tcp://0.0.0.0:", 14) == 0 || strncmp(bound, "tcp://*:", 8) == 0))
+            snprintf(sv.arch->svc_endpoint, sizeof(sv.arch->svc_endpoint), "tcp://%s%s",
+                     adv && *adv ? adv : "127.0.0.1", colon);
+        else
+            snprintf(sv.arch->svc_endpoint, sizeof(sv.arch->svc_endpoint), "%s", bound);
     } else {
         zsys_error("weft-archiver: cannot bind the service endpoint %s", bind);
     }

@@ -295,6 +295,15 @@ int weft_ctl_fetch(weft_ctl_t *self, uint64_t inst, uint64_t from_seq, uint64_t 
                    int (*fn)(const weft_wire_event_t *ev, void *arg), void *arg, int timeout_ms,
                    weft_fetch_totals_t *totals, char *err_out)
 {
+    return weft_ctl_fetch_filtered(self, inst, from_seq, to_seq, NULL, 0, fn, arg, timeout_ms,
+                                   totals, err_out);
+}
+
+int weft_ctl_fetch_filtered(weft_ctl_t *self, uint64_t inst, uint64_t from_seq, uint64_t to_seq,
+                            const char *const *prefixes, size_t nprefixes,
+                            int (*fn)(const weft_wire_event_t *ev, void *arg), void *arg,
+                            int timeout_ms, weft_fetch_totals_t *totals, char *err_out)
+{
     if (!self || !fn)
         return WEFT_EINVAL;
     weft_fetch_totals_t dummy;
@@ -306,11 +315,17 @@ int weft_ctl_fetch(weft_ctl_t *self, uint64_t inst, uint64_t from_seq, uint64_t 
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
+    msgpack_pack_map(&pk, nprefixes ? 5 : 4);
     ctl_pack_kv_uint(&pk, "inst", inst);
     ctl_pack_kv_uint(&pk, "from_seq", from_seq);
     ctl_pack_kv_uint(&pk, "to_seq", to_seq);
     ctl_pack_kv_uint(&pk, "credit", window);
+    if (nprefixes) {
+        ctl_pack_str(&pk, "prefixes");
+        msgpack_pack_array(&pk, (uint32_t)nprefixes);
+        for (size_t i = 0; i < nprefixes; i++)
+            ctl_pack_str(&pk, prefixes[i]);
+    }
     int64_t id = weft_ctl_send(self, "FETCH", sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     if (id < 0)

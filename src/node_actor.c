@@ -509,13 +509,37 @@ done:
 
 /* ---- control requests ---------------------------------------------------------------------- */
 
+#define FETCH_PREFIXES_MAX 64
+
 typedef struct {
     weft_node_t *node;
     uint64_t next;       /* next seq to send */
     uint64_t to;         /* last seq to send */
     uint64_t sent;
     uint64_t missing;    /* seqs in the range that were evicted before they could be sent */
+    size_t nprefixes;    /* only topics with one of these prefixes (0: all) */
+    char *prefixes[FETCH_PREFIXES_MAX];
 } fetch_state_t;
+
+static void s_fetch_free(void *arg)
+{
+    fetch_state_t *fs = arg;
+    for (size_t i = 0; i < fs->nprefixes; i++)
+        free(fs->prefixes[i]);
+    free(fs);
+}
+
+static bool s_fetch_wants(const fetch_state_t *fs, const char *topic, size_t len)
+{
+    if (fs->nprefixes == 0)
+        return true;
+    for (size_t i = 0; i < fs->nprefixes; i++) {
+        size_t n = strlen(fs->prefixes[i]);
+        if (n <= len && memcmp(fs->prefixes[i], topic, n) == 0)
+            return true;
+    }
+    return false;
+}
 
 static size_t s_fetch_fill(void *state, msgpack_packer *pk, size_t max_events, size_t max_bytes,
                            bool *done)
@@ -536,6 +560,10 @@ static size_t s_fetch_fill(void *state, msgpack_packer *pk, size_t max_events, s
             /* Not held (evicted meanwhile, or too big for the outbox): count it and go on,
                so the stream always ends. */
             fs->missing++;
+            fs->next++;
+            continue;
+        }
+        if (!s_fetch_wants(fs, ev.topic, ev.topic_size)) {
             fs->next++;
             continue;
         }
@@ -632,10 +660,28 @@ static void s_handle_fetch(self_t *self, ctl_request_t *req)
     fs->node = node;
     fs->next = from;
     fs->to = to;
+    const msgpack_object *pv = ctl_arg(req->args, "prefixes");
+    if (pv) {
+        bool ok = pv->type == MSGPACK_OBJECT_ARRAY && pv->via.array.size <= FETCH_PREFIXES_MAX;
+        for (uint32_t i = 0; ok && i < pv->via.array.size; i++) {
+            const msgpack_object *e = &pv->via.array.ptr[i];
+            ok = e->type == MSGPACK_OBJECT_STR && e->via.str.size <= WEFT_TOPIC_MAX;
+            if (ok)
+                fs->prefixes[fs->nprefixes++] = strndup(e->via.str.ptr, e->via.str.size);
+        }
+        if (!ok) {
+            s_fetch_free(fs);
+            atomic_fetch_add(&node->counters.ctl_errors, 1);
+            ctl_reply_err(self->ctl, req->routing, req->request_id, "bad_request",
+                          "FETCH prefixes must be an array of at most %d strings",
+                          FETCH_PREFIXES_MAX);
+            return;
+        }
+    }
     if (credit == 0)
         credit = 1;
     if (ctl_streams_add(self->streams, req, credit > 1024 ? 1024 : (uint32_t)credit, s_fetch_fill,
-                        s_fetch_end, fs, free) != 0) {
+                        s_fetch_end, fs, s_fetch_free) != 0) {
         atomic_fetch_add(&node->counters.ctl_errors, 1);
         ctl_reply_err(self->ctl, req->routing, req->request_id, "busy",
                       "too many streams open (%d); retry later", CTL_STREAMS_MAX);

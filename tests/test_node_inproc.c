@@ -185,6 +185,25 @@ TEST_CASE("FETCH returns what the outbox holds and a clear error for what it evi
                  WEFT_EGONE);
     CHECK(strstr(msg, "2001..3000") != NULL);
     CHECK_EQ_INT(tot.held_from, 2001);
+    /* Filtered by prefix: only matching events, and the others are not "missing". */
+    {
+        weft_config_t *c2 = s_config(NULL, false);
+        weft_node_t *mixed = weft_node_new("mixed", c2, NULL);
+        weft_config_destroy(&c2);
+        CHECK(mixed);
+        for (int i = 0; i < 100; i++)
+            weft_publish(mixed, i % 2 ? "u.y" : "t.x", "p", 1, NULL, NULL);
+        weft_ctl_t *c = weft_ctl_new(weft_node_ctl_endpoint(mixed), &err);
+        const char *only_u[] = {"u."};
+        fetch_check_t none = {0, 0};
+        CHECK_EQ_INT(weft_ctl_fetch_filtered(c, weft_node_inst(mixed), 1, 100, only_u, 1,
+                                             s_fetch_cb, &none, 3000, &tot, msg),
+                     WEFT_OK);
+        CHECK_EQ_INT(tot.events, 50);
+        CHECK_EQ_INT(tot.missing, 0);
+        weft_ctl_destroy(&c);
+        weft_node_destroy(&mixed);
+    }
     /* Wrong instance. */
     CHECK_EQ_INT(weft_ctl_fetch(ctl, weft_node_inst(node) + 1, 1, 10, s_fetch_cb, &fc, 3000, &tot,
                                 msg),

@@ -97,6 +97,13 @@ int weft_ctl_fetch(weft_ctl_t *self, uint64_t inst, uint64_t from_seq, uint64_t 
                    int (*fn)(const weft_wire_event_t *ev, void *arg), void *arg, int timeout_ms,
                    weft_fetch_totals_t *totals, char *err_out);
 
+/*  As weft_ctl_fetch, but the server sends only events whose topic starts with one of the
+    prefixes (nprefixes 0: all). Events filtered out are neither sent nor counted missing. */
+int weft_ctl_fetch_filtered(weft_ctl_t *self, uint64_t inst, uint64_t from_seq, uint64_t to_seq,
+                            const char *const *prefixes, size_t nprefixes,
+                            int (*fn)(const weft_wire_event_t *ev, void *arg), void *arg,
+                            int timeout_ms, weft_fetch_totals_t *totals, char *err_out);
+
 #ifdef __cplusplus
 }
 #endif

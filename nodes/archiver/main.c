@@ -120,8 +120,11 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--name")) {
             o.name = v;
         } else if (!strcmp(a, "--prefix")) {
-            if (nprefixes < 64)
-                prefixes[nprefixes++] = v;
+            if (nprefixes == 64) {
+                fprintf(stderr, "weft-archiver: at most 64 --prefix\n");
+                return 2;
+            }
+            prefixes[nprefixes++] = v;
         } else if (!strcmp(a, "--sync")) {
             rc = archiver_parse_sync(v, &o.sync);
         } else if (!strcmp(a, "--batch")) {
@@ -147,7 +150,12 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--gossip-bind")) {
             rc = weft_config_set(cfg, "gossip/bind", v);
         } else if (!strcmp(a, "--connect")) {
-            rc = weft_config_set(cfg, "peers/connect", v);
+            /* repeatable: the static peers accumulate */
+            char list[4096];
+            const char *have = weft_config_get(cfg, "peers/connect");
+            snprintf(list, sizeof(list), "%s%s%s", have && *have ? have : "",
+                     have && *have ? "," : "", v);
+            rc = weft_config_set(cfg, "peers/connect", list);
         } else if (!strcmp(a, "--bind")) {
             rc = weft_config_set(cfg, "node/bind", v);
         } else if (!strcmp(a, "--config")) {
@@ -170,8 +178,8 @@ int main(int argc, char **argv)
     int err;
     char why[512];
     archiver_t *arch = archiver_new(&o, &err, why, sizeof(why));
-    weft_config_destroy(&cfg);
     if (!arch) {
+        weft_config_destroy(&cfg);
         fprintf(stderr, "weft-archiver: %s\n", why[0] ? why : weft_strerror(err));
         return 1;
     }
@@ -195,6 +203,7 @@ int main(int argc, char **argv)
     archiver_stats_t st;
     archiver_stats(arch, &st);
     archiver_destroy(&arch);
+    weft_config_destroy(&cfg);
     fprintf(stderr, "weft-archiver: stopped; %llu events archived this run, %llu duplicates skipped\n",
             (unsigned long long)st.ingested, (unsigned long long)st.duplicates);
     return 0;
