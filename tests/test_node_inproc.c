@@ -87,7 +87,10 @@ TEST_CASE("two nodes find each other through gossip and deliver by prefix", t_tw
     weft_sub_t *s2 = weft_subscribe(b, "", s_sink, &all, NULL, &err);
     CHECK(s1 && s2);
     CHECK(weft_node_wait_peer_named(a, "beta", 5000) == WEFT_OK);
-    CHECK(weft_node_wait_peers(a, 5000) == 1);
+    int ready = weft_node_wait_peers(a, 15000);
+    if (ready != 1)
+        fprintf(stderr, "  wait_peers returned %d\n", ready);
+    CHECK(ready == 1);
     const char *hk[] = {"k"}, *hv[] = {"v1"};
     weft_meta_t meta = {.corr = "c-42", .header_keys = hk, .header_values = hv, .header_count = 1};
     for (int i = 0; i < 1000; i++)
