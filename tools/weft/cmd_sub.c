@@ -8,13 +8,12 @@
     msgpack payloads are shown as JSON (json_mp.h), anything else as base64. --ready-file lets a
     script know when the subscriber is listening and where to --connect. Called by main.c
     through cmd_sub (cli.h); the node options are shared with the other commands
-    (cli_common.c).
+    (tools/common/node_opts.h), the line format with `weft replay` and `weft get`
+    (event_json.h).
 */
 #include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,40 +21,20 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "json_mp.h"
+#include "event_json.h"
 
 #define DEFAULT_WAIT_MS 3000
 #define MAX_PREFIXES 64
-#define CT_MSGPACK "application/msgpack"
-
-/*  The keys of a printed event, in output order; --fields selects a subset. */
-enum {
-    F_TOPIC = 1 << 0,
-    F_ID = 1 << 1,
-    F_SRC = 1 << 2,
-    F_INST = 1 << 3,
-    F_SEQ = 1 << 4,
-    F_TS = 1 << 5,
-    F_VER = 1 << 6,
-    F_CORR = 1 << 7,
-    F_TRACE = 1 << 8,
-    F_REPLY = 1 << 9,
-    F_TENANT = 1 << 10,
-    F_RETRY = 1 << 11,
-    F_CT = 1 << 12,
-    F_H = 1 << 13,
-    F_PAYLOAD = 1 << 14,
-    F_ALL = (1 << 15) - 1,
-};
 
 static const struct {
     const char *name;
     unsigned bit;
 } s_fields[] = {
-    {"topic", F_TOPIC}, {"id", F_ID},       {"src", F_SRC},         {"inst", F_INST},
-    {"seq", F_SEQ},     {"ts", F_TS},       {"ver", F_VER},         {"corr", F_CORR},
-    {"trace", F_TRACE}, {"reply", F_REPLY}, {"tenant", F_TENANT},   {"retry", F_RETRY},
-    {"ct", F_CT},       {"h", F_H},         {"payload", F_PAYLOAD},
+    {"topic", EVENT_JSON_TOPIC},   {"id", EVENT_JSON_ID},         {"src", EVENT_JSON_SRC},
+    {"inst", EVENT_JSON_INST},     {"seq", EVENT_JSON_SEQ},       {"ts", EVENT_JSON_TS},
+    {"ver", EVENT_JSON_VER},       {"corr", EVENT_JSON_CORR},     {"trace", EVENT_JSON_TRACE},
+    {"reply", EVENT_JSON_REPLY},   {"tenant", EVENT_JSON_TENANT}, {"retry", EVENT_JSON_RETRY},
+    {"ct", EVENT_JSON_CT},         {"h", EVENT_JSON_H},           {"payload", EVENT_JSON_PAYLOAD},
 };
 #define NFIELDS (sizeof(s_fields) / sizeof(s_fields[0]))
 
@@ -67,231 +46,22 @@ typedef struct {
     atomic_int write_errno; /* errno of a failed write to stdout, 0 if none */
 } sub_state_t;
 
-/* ---- a small growable text buffer ------------------------------------------------------- */
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-    bool oom;
-} text_t;
-
-static void s_put(text_t *t, const char *s, size_t n)
-{
-    if (t->oom)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 1024;
-        while (t->len + n + 1 > cap)
-            cap *= 2;
-        char *data = realloc(t->data, cap);
-        if (!data) {
-            t->oom = true;
-            return;
-        }
-        t->data = data;
-        t->cap = cap;
-    }
-    memcpy(t->data + t->len, s, n);
-    t->len += n;
-    t->data[t->len] = 0;
-}
-
-static void s_puts(text_t *t, const char *s)
-{
-    s_put(t, s, strlen(s));
-}
-
-/*  Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if it is not one. */
-static size_t s_utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, min = 0x10000;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    unsigned cp = c & (0x3f >> (len - 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-/*  Appends s as a JSON string. Bytes that are not UTF-8 (the fields come from the network)
-    become U+FFFD, so every line stays valid JSON. */
-static void s_put_jstr(text_t *t, const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    s_put(t, "\"", 1);
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
-            run++;
-        s_put(t, s + i, run - i);
-        i = run;
-        if (i >= n)
-            break;
-        unsigned char c = p[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c;
-            s_put(t, esc, 2);
-            i++;
-        } else if (c < 0x20) {
-            static const char *named = "\b\f\n\r\t";
-            const char *hit = c ? strchr(named, c) : NULL;
-            if (hit) {
-                esc[0] = '\\', esc[1] = "bfnrt"[hit - named];
-                s_put(t, esc, 2);
-            } else {
-                snprintf(esc, sizeof(esc), "\\u%04x", c);
-                s_put(t, esc, 6);
-            }
-            i++;
-        } else {
-            size_t len = s_utf8_len(p + i, n - i);
-            if (len) {
-                s_put(t, s + i, len);
-                i += len;
-            } else {
-                s_puts(t, "\\ufffd");
-                i++;
-            }
-        }
-    }
-    s_put(t, "\"", 1);
-}
-
-static void s_put_key(text_t *t, bool *first, const char *key)
-{
-    if (!*first)
-        s_put(t, ",", 1);
-    *first = false;
-    s_put(t, "\"", 1);
-    s_puts(t, key);
-    s_put(t, "\":", 2);
-}
-
-static void s_put_kv_str(text_t *t, bool *first, const char *key, const char *val)
-{
-    s_put_key(t, first, key);
-    s_put_jstr(t, val, strlen(val));
-}
-
-static void s_put_kv_num(text_t *t, bool *first, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void s_put_kv_num(text_t *t, bool *first, const char *key, const char *fmt, ...)
-{
-    char num[32];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(num, sizeof(num), fmt, ap);
-    va_end(ap);
-    s_put_key(t, first, key);
-    s_puts(t, num);
-}
-
-static int s_put_header(const char *key, size_t klen, const char *val, size_t vlen, void *arg)
-{
-    text_t *t = arg;
-    if (t->oom)
-        return 1;
-    if (t->data[t->len - 1] != '{')
-        s_put(t, ",", 1);
-    s_put_jstr(t, key, klen);
-    s_put(t, ":", 1);
-    s_put_jstr(t, val, vlen);
-    return 0;
-}
-
-/*  Formats one event as a JSON line (with the newline). */
-static void s_format(text_t *t, unsigned fields, const weft_event_t *ev)
-{
-    const weft_envelope_t *env = ev->env;
-    bool first = true;
-    t->len = 0;
-    s_put(t, "{", 1);
-    if (fields & F_TOPIC)
-        s_put_kv_str(t, &first, "topic", ev->topic);
-    if (fields & F_ID) {
-        char id[WEFT_ID_STR];
-        s_put_kv_str(t, &first, "id", weft_id_format(env->id, id));
-    }
-    if (fields & F_SRC)
-        s_put_kv_str(t, &first, "src", env->src);
-    if (fields & F_INST)
-        s_put_kv_num(t, &first, "inst", "%" PRIu64, env->inst);
-    if (fields & F_SEQ)
-        s_put_kv_num(t, &first, "seq", "%" PRIu64, env->seq);
-    if (fields & F_TS)
-        s_put_kv_num(t, &first, "ts", "%" PRId64, env->ts);
-    if (fields & F_VER)
-        s_put_kv_num(t, &first, "ver", "%" PRIu32, env->ver);
-    if ((fields & F_CORR) && env->corr[0])
-        s_put_kv_str(t, &first, "corr", env->corr);
-    if ((fields & F_TRACE) && env->trace[0])
-        s_put_kv_str(t, &first, "trace", env->trace);
-    if ((fields & F_REPLY) && env->reply[0])
-        s_put_kv_str(t, &first, "reply", env->reply);
-    if ((fields & F_TENANT) && env->tenant[0])
-        s_put_kv_str(t, &first, "tenant", env->tenant);
-    if ((fields & F_RETRY) && env->retry)
-        s_put_kv_num(t, &first, "retry", "%" PRIu32, env->retry);
-    bool msgpack = env->ct[0] == 0 || strcmp(env->ct, CT_MSGPACK) == 0;
-    if ((fields & F_CT) && !msgpack)
-        s_put_kv_str(t, &first, "ct", env->ct);
-    if ((fields & F_H) && env->h_count) {
-        s_put_key(t, &first, "h");
-        s_put(t, "{", 1);
-        weft_envelope_headers_each(env, s_put_header, t);
-        s_put(t, "}", 1);
-    }
-    if (fields & F_PAYLOAD) {
-        json_t *json = msgpack ? json_mp_to_json(ev->payload, ev->size, NULL) : NULL;
-        char *text = json ? json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        if (text) {
-            s_put_key(t, &first, "payload");
-            s_puts(t, text);
-        } else {
-            char *b64 = json_mp_base64(ev->payload, ev->size);
-            s_put_kv_str(t, &first, "payload_base64", b64 ? b64 : "");
-            free(b64);
-        }
-        free(text);
-        json_decref(json);
-    }
-    s_put(t, "}\n", 2);
-}
-
 /*  The handler, on the node's thread: format, write, count. */
 static int s_on_event(weft_event_t *ev, void *arg)
 {
     sub_state_t *st = arg;
     if (st->limit && atomic_load(&st->printed) >= st->limit)
         return 0;
-    text_t t = {NULL, 0, 0, false};
-    s_format(&t, st->fields, ev);
+    event_json_t t = {NULL, 0, 0, false};
+    event_json_src_t src = {ev->topic, strlen(ev->topic), ev->env, ev->payload, ev->size, 0, 0};
+    event_json_format(&t, st->fields, &src);
     if (t.oom) {
-        free(t.data);
+        event_json_free(&t);
         return weft_event_fail(ev, "cli.oom", "out of memory formatting the event");
     }
     if (fputs(t.data, stdout) == EOF || fflush(stdout) == EOF)
         atomic_store(&st->write_errno, errno ? errno : EIO);
-    free(t.data);
+    event_json_free(&t);
     atomic_fetch_add(&st->printed, 1);
     return 0;
 }
@@ -440,7 +210,7 @@ int cmd_sub(int argc, char **argv)
     long timeout_ms = -1, wait_ms = DEFAULT_WAIT_MS;
     const char *ready_file = NULL;
     bool print_endpoint = false, options_done = false;
-    unsigned fields = F_ALL;
+    unsigned fields = EVENT_JSON_ALL;
     cli_node_opts_t nopts;
     memset(&nopts, 0, sizeof(nopts));
     nopts.role = "cli";

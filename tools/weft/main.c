@@ -15,6 +15,10 @@ static const command_t s_commands[] = {
     {"pub", cmd_pub, "publish events: weft pub TOPIC [JSON|-] [--count N --rate R ...]"},
     {"sub", cmd_sub, "print events as JSON lines: weft sub PREFIX... [--count N --timeout S]"},
     {"bench", cmd_bench, "benchmarks against raw baselines: weft bench pubsub"},
+    {"stat", cmd_stat, "one snapshot of the fabric from its heartbeats: weft stat [--json]"},
+    {"replay", cmd_replay, "archived events as JSON lines: weft replay [--since T --follow ...]"},
+    {"get", cmd_get, "one archived event by id: weft get ID"},
+    {"archive", cmd_archive, "the archiver's state: weft archive info [--json]"},
 };
 #define NCOMMANDS (sizeof(s_commands) / sizeof(s_commands[0]))
 

@@ -1,13 +1,14 @@
-/*  cli_common.c - option parsing and node creation shared by the `weft` commands (cli.h). */
+/*  node_opts.c - option parsing and node creation shared by the `weft` commands, weft-top and
+    the exporter node (node_opts.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "node_opts.h"
 
 const char *cli_node_help =
     "node options:\n"
-    "  --name NAME          this node's name on the fabric (default: weft-<command>-<pid>)\n"
+    "  --name NAME          this node's name on the fabric\n"
     "  --connect ENDPOINT   static peer: a node's SUB endpoint (repeatable; works without gossip)\n"
     "  --seed ENDPOINTS     gossip seeds, comma-separated, or none (default tcp://127.0.0.1:5670)\n"
     "  --gossip-bind EP     bind a gossip seed here: an endpoint, auto or none (default auto)\n"
@@ -15,10 +16,15 @@ const char *cli_node_help =
     "  --config FILE        ZPL configuration file (see `weft config`)\n"
     "  -v, --verbose        log peers and control traffic\n";
 
-static const char *s_value(int argc, char **argv, int *i)
+static const char *s_prog(const cli_node_opts_t *o)
+{
+    return o->prog ? o->prog : "weft";
+}
+
+static const char *s_value(const cli_node_opts_t *o, int argc, char **argv, int *i)
 {
     if (*i + 1 >= argc) {
-        fprintf(stderr, "weft: %s needs a value\n", argv[*i]);
+        fprintf(stderr, "%s: %s needs a value\n", s_prog(o), argv[*i]);
         return NULL;
     }
     return argv[++*i];
@@ -42,18 +48,18 @@ int cli_node_option(cli_node_opts_t *o, int argc, char **argv, int *i)
         o->verbose = true;
         return 1;
     } else if (!strcmp(a, "--connect")) {
-        const char *v = s_value(argc, argv, i);
+        const char *v = s_value(o, argc, argv, i);
         if (!v)
             return -1;
         if (o->nconnect >= 16) {
-            fprintf(stderr, "weft: at most 16 --connect\n");
+            fprintf(stderr, "%s: at most 16 --connect\n", s_prog(o));
             return -1;
         }
         o->connect[o->nconnect++] = v;
         return 1;
     } else
         return 0;
-    const char *v = s_value(argc, argv, i);
+    const char *v = s_value(o, argc, argv, i);
     if (!v)
         return -1;
     *slot = v;
@@ -86,7 +92,7 @@ weft_node_t *cli_node_new(const cli_node_opts_t *o)
         rc = weft_config_set(cfg, "peers/connect", list);
     }
     if (rc != WEFT_OK) {
-        fprintf(stderr, "weft: configuration: %s\n", weft_strerror(rc));
+        fprintf(stderr, "%s: configuration: %s\n", s_prog(o), weft_strerror(rc));
         weft_config_destroy(&cfg);
         return NULL;
     }
@@ -94,7 +100,7 @@ weft_node_t *cli_node_new(const cli_node_opts_t *o)
     weft_node_t *node = weft_node_new(o->name, cfg, &err);
     weft_config_destroy(&cfg);
     if (!node)
-        fprintf(stderr, "weft: cannot start node: %s\n", weft_strerror(err));
+        fprintf(stderr, "%s: cannot start node: %s\n", s_prog(o), weft_strerror(err));
     return node;
 }
 
