@@ -2,7 +2,15 @@
     field, defaults, size and count limits, hostile and malformed input, topic rules, event ids
     and the error vocabulary. Malformed inputs are built by hand with msgpack_pack_* or as
     literal bytes, and decoded from exact-size heap copies so over-reads show up under ASan.
+
+    The file is built with src/envelope.c compiled in with WEFT_ENVELOPE_REFERENCE, which adds
+    a reference decoder on msgpack-c: differential tests require the direct decoder to give
+    the same result and fields on valid envelopes, every single-byte mutation, truncation,
+    deletion and insertion of them (and of the fuzz seeds), random envelopes and random bytes.
+    Other tests require the publish path's encoding from a per-node prefix to give exactly the
+    bytes (and errors) of weft_envelope_encode.
 */
+#include <dirent.h>
 #include <limits.h>
 #include <msgpack.h>
 #include <stdbool.h>
@@ -1125,6 +1133,669 @@ TEST_CASE("a deeply nested unknown value is rejected without crashing", t_deep_n
     }
 }
 
+/* ---- the direct decoder against the reference decoder -------------------------------- */
+
+/*  Defined in src/envelope.c, which this test compiles with WEFT_ENVELOPE_REFERENCE: the
+    decoder on msgpack-c's object tree that states what weft_envelope_decode must do. */
+int envelope_decode_reference(weft_envelope_t *env, const void *data, size_t size);
+
+typedef struct {
+    size_t runs, ok, malformed, version, mismatches;
+} diff_stats_t;
+
+/* Names the first field in which two decoded envelopes differ, or returns NULL. Strings are
+   compared up to their terminator (what follows it is unspecified). */
+static const char *s_field_diff(const weft_envelope_t *a, const weft_envelope_t *b)
+{
+    if (a->v != b->v)
+        return "v";
+    if (memcmp(a->id, b->id, WEFT_ID_SIZE) != 0)
+        return "id";
+    if (strcmp(a->src, b->src) != 0)
+        return "src";
+    if (a->inst != b->inst)
+        return "inst";
+    if (a->seq != b->seq)
+        return "seq";
+    if (a->ts != b->ts)
+        return "ts";
+    if (a->ver != b->ver)
+        return "ver";
+    if (strcmp(a->corr, b->corr) != 0)
+        return "corr";
+    if (strcmp(a->trace, b->trace) != 0)
+        return "trace";
+    if (strcmp(a->reply, b->reply) != 0)
+        return "reply";
+    if (strcmp(a->tenant, b->tenant) != 0)
+        return "tenant";
+    if (a->retry != b->retry)
+        return "retry";
+    if (strcmp(a->ct, b->ct) != 0)
+        return "ct";
+    if (a->h_raw != b->h_raw)
+        return "h_raw";
+    if (a->h_raw_size != b->h_raw_size)
+        return "h_raw_size";
+    if (a->h_keys != b->h_keys || a->h_values != b->h_values)
+        return "h_keys/h_values";
+    if (a->h_count != b->h_count)
+        return "h_count";
+    return NULL;
+}
+
+/* Decodes data with both decoders from one exact-size heap copy (so over-reads show under
+   ASan) and records whether they agree: same result and, on success, the same fields. The
+   direct decoder's output starts as garbage, so a field it does not set shows up. Returns
+   false on disagreement (and prints the first few). */
+static bool s_diff_one(const uint8_t *data, size_t size, diff_stats_t *st)
+{
+    uint8_t *copy = malloc(size ? size : 1);
+    if (!copy)
+        abort();
+    if (size)
+        memcpy(copy, data, size);
+    weft_envelope_t fast, ref;
+    memset(&fast, 0xa5, sizeof(fast));
+    memset(&ref, 0x5a, sizeof(ref));
+    int rc_fast = weft_envelope_decode(&fast, copy, size);
+    int rc_ref = envelope_decode_reference(&ref, copy, size);
+    const char *what = NULL;
+    if (rc_fast != rc_ref)
+        what = "result";
+    else if (rc_fast == WEFT_OK)
+        what = s_field_diff(&fast, &ref);
+    free(copy);
+    st->runs++;
+    st->ok += rc_ref == WEFT_OK;
+    st->malformed += rc_ref == WEFT_EMALFORMED;
+    st->version += rc_ref == WEFT_EVERSION;
+    if (!what)
+        return true;
+    if (st->mismatches++ < 5) {
+        fprintf(stderr, "  decoders differ (%s): direct %d, reference %d, %zu bytes:", what,
+                rc_fast, rc_ref, size);
+        for (size_t i = 0; i < size && i < 128; i++)
+            fprintf(stderr, " %02x", data[i]);
+        fprintf(stderr, "%s\n", size > 128 ? " ..." : "");
+    }
+    return false;
+}
+
+/* The input itself, every truncation, one trailing byte, every single-byte replacement (all
+   256 values), every deletion, and an insertion of a few type bytes at every position. */
+static void s_diff_mutations(const uint8_t *data, size_t size, diff_stats_t *st)
+{
+    static uint8_t buf[WEFT_ENVELOPE_MAX + 2];
+    if (size > WEFT_ENVELOPE_MAX)
+        return;
+    for (size_t len = 0; len <= size; len++)
+        s_diff_one(data, len, st);
+    memcpy(buf, data, size);
+    buf[size] = 0xc0;
+    s_diff_one(buf, size + 1, st);
+    for (size_t i = 0; i < size; i++) {
+        for (int b = 0; b < 256; b++) {
+            if (b == data[i])
+                continue;
+            buf[i] = (uint8_t)b;
+            s_diff_one(buf, size, st);
+        }
+        buf[i] = data[i];
+    }
+    for (size_t i = 0; i < size; i++) {
+        memcpy(buf, data, i);
+        memcpy(buf + i, data + i + 1, size - i - 1);
+        s_diff_one(buf, size - 1, st);
+    }
+    static const uint8_t ins[] = {0x00, 0xc0, 0xa0, 0x80, 0x81, 0x90, 0x91, 0xc4, 0xd9, 0xdc};
+    for (size_t i = 0; i <= size; i++) {
+        for (size_t j = 0; j < sizeof(ins); j++) {
+            memcpy(buf, data, i);
+            buf[i] = ins[j];
+            memcpy(buf + i + 1, data + i, size - i);
+            s_diff_one(buf, size + 1, st);
+        }
+    }
+}
+
+static uint64_t s_rng_state = 0x853c49e6748fea9bULL;
+
+static uint64_t s_rand(void)
+{
+    s_rng_state ^= s_rng_state << 13;
+    s_rng_state ^= s_rng_state >> 7;
+    s_rng_state ^= s_rng_state << 17;
+    return s_rng_state;
+}
+
+/* A random value of random magnitude (0 to 64 significant bits). */
+static uint64_t s_rand_magnitude(void)
+{
+    unsigned shift = (unsigned)(s_rand() % 64);
+    return s_rand() >> shift;
+}
+
+/* Appends raw bytes to what a packer writes. */
+static void mp_raw(msgpack_packer *pk, const void *bytes, size_t n)
+{
+    pk->callback(pk->data, (const char *)bytes, n);
+}
+
+/* Packs a random value of any msgpack type, nested a few levels (sometimes past the decoder's
+   limit), with lengths around the limits that matter (16-byte bin, 255/256-byte str). */
+static void mp_random_value(msgpack_packer *pk, int depth)
+{
+    static const uint8_t zeros[300] = {0};
+    char s[300];
+    memset(s, 'q', sizeof(s));
+    size_t n;
+    switch (s_rand() % (depth < 6 ? 16 : 12)) {
+    case 0: msgpack_pack_nil(pk); break;
+    case 1: msgpack_pack_true(pk); break;
+    case 2: msgpack_pack_uint64(pk, s_rand_magnitude()); break;
+    case 3: msgpack_pack_int64(pk, -(int64_t)(s_rand_magnitude() >> 1)); break;
+    case 4: msgpack_pack_fix_int8(pk, (int8_t)s_rand()); break;
+    case 5: msgpack_pack_double(pk, 1.5); break;
+    case 6:
+        n = s_rand() % 3 == 0 ? 250 + s_rand() % 10 : s_rand() % 40;
+        mp_strn(pk, s, n);
+        break;
+    case 7:
+        n = s_rand() % 2 ? WEFT_ID_SIZE : s_rand() % 20;
+        msgpack_pack_bin(pk, n);
+        msgpack_pack_bin_body(pk, zeros, n);
+        break;
+    case 8: mp_str(pk, ""); break;
+    case 9:
+        n = s_rand() % 20;
+        msgpack_pack_ext(pk, n, 1);
+        msgpack_pack_ext_body(pk, zeros, n);
+        break;
+    case 10: msgpack_pack_fix_uint16(pk, (uint16_t)s_rand()); break;
+    case 11: msgpack_pack_array(pk, 0); break;
+    default:
+        n = s_rand() % 4;
+        if (s_rand() % 2) {
+            msgpack_pack_array(pk, n);
+            for (size_t i = 0; i < n; i++)
+                mp_random_value(pk, depth + 1);
+        } else {
+            msgpack_pack_map(pk, n);
+            for (size_t i = 0; i < n; i++) {
+                if (s_rand() % 4)
+                    mp_strn(pk, "abc", 1 + s_rand() % 3);
+                else
+                    mp_random_value(pk, depth + 1);
+                mp_random_value(pk, depth + 1);
+            }
+        }
+        break;
+    }
+}
+
+/* Packs a value for known key `key`: usually of the type it wants, in any of the wire forms
+   msgpack allows for it, sometimes at or past its limits, sometimes anything at all. */
+static void mp_random_for_key(msgpack_packer *pk, const char *key)
+{
+    char s[300];
+    memset(s, 'k', sizeof(s));
+    if (s_rand() % 16 == 0) {
+        mp_random_value(pk, 1);
+        return;
+    }
+    if (!strcmp(key, "v") || !strcmp(key, "ver") || !strcmp(key, "retry") ||
+        !strcmp(key, "inst") || !strcmp(key, "seq") || !strcmp(key, "ts")) {
+        bool one = !strcmp(key, "v") ? s_rand() % 8 != 0 : s_rand() % 3 == 0;
+        uint64_t u = one ? 1 : s_rand_magnitude();
+        switch (s_rand() % 6) {
+        case 0: msgpack_pack_uint64(pk, u); break;
+        case 1: msgpack_pack_fix_uint64(pk, u); break;
+        case 2: msgpack_pack_fix_int64(pk, (int64_t)u); break;
+        case 3: msgpack_pack_fix_int8(pk, (int8_t)u); break;
+        case 4: msgpack_pack_fix_int32(pk, (int32_t)u); break;
+        default: msgpack_pack_int64(pk, (int64_t)u); break;
+        }
+    } else if (!strcmp(key, "id")) {
+        static const uint8_t raw[WEFT_ID_SIZE] = {1, 2, 3, 4};
+        static const uint8_t bin16[3] = {0xc5, 0x00, WEFT_ID_SIZE};
+        static const uint8_t bin32[5] = {0xc6, 0x00, 0x00, 0x00, WEFT_ID_SIZE};
+        int form = (int)(s_rand() % 4);
+        if (form == 0)
+            mp_raw(pk, bin16, sizeof(bin16));
+        else if (form == 1)
+            mp_raw(pk, bin32, sizeof(bin32));
+        else
+            msgpack_pack_bin(pk, WEFT_ID_SIZE);
+        msgpack_pack_bin_body(pk, raw, WEFT_ID_SIZE);
+    } else if (!strcmp(key, "h")) {
+        size_t n = s_rand() % 4 == 0 ? 63 + s_rand() % 3 : s_rand() % 4;
+        msgpack_pack_map(pk, n);
+        for (size_t i = 0; i < n; i++) {
+            char k[24];
+            snprintf(k, sizeof(k), "k%zu", i);
+            mp_strn(pk, k, s_rand() % 256 ? strlen(k) : 0);
+            size_t vl = s_rand() % 8;
+            if (vl == 7 && s_rand() % 64 == 0)
+                s[3] = 0; /* a NUL in the value */
+            mp_strn(pk, s, vl);
+            s[3] = 'k';
+        }
+    } else {
+        size_t limit = !strcmp(key, "ct") ? WEFT_CT_MAX : WEFT_NAME_MAX;
+        size_t n = s_rand() % 8 == 0 ? limit - 1 + s_rand() % 3 : s_rand() % 12;
+        if (s_rand() % 16 == 0 && n > 2)
+            s[n / 2] = 0;
+        mp_strn(pk, s, n);
+    }
+}
+
+/* A random envelope: usually every required key, some optional and unknown ones, in random
+   order; now and then a key missing or given twice. */
+static void mp_random_envelope(mp_t *m)
+{
+    static const char *const keys[] = {"v", "id", "src", "inst", "seq", "ts", "ver", "corr",
+                                       "trace", "reply", "tenant", "retry", "ct", "h"};
+    const char *chosen[24];
+    size_t n = 0;
+    for (size_t i = 0; i < 6; i++)
+        if (s_rand() % 64)
+            chosen[n++] = keys[i];
+    for (size_t i = 6; i < 14; i++)
+        if (s_rand() % 3 == 0)
+            chosen[n++] = keys[i];
+    size_t extra = s_rand() % 3;
+    for (size_t i = 0; i < extra; i++)
+        chosen[n++] = s_rand() % 5 ? "unknown" : keys[s_rand() % 14];
+    for (size_t i = n; i > 1; i--) {
+        size_t j = s_rand() % i;
+        const char *t = chosen[i - 1];
+        chosen[i - 1] = chosen[j];
+        chosen[j] = t;
+    }
+    mp_init(m);
+    msgpack_pack_map(&m->pk, n);
+    for (size_t i = 0; i < n; i++) {
+        mp_str(&m->pk, chosen[i]);
+        if (!strcmp(chosen[i], "unknown"))
+            mp_random_value(&m->pk, 1);
+        else
+            mp_random_for_key(&m->pk, chosen[i]);
+    }
+}
+
+#ifdef WEFT_FUZZ_CORPUS
+/* Runs s_diff_mutations on every seed of the fuzz corpus. Returns the number of seeds. */
+static int s_diff_corpus(diff_stats_t *st)
+{
+    DIR *d = opendir(WEFT_FUZZ_CORPUS);
+    if (!d)
+        return 0;
+    int seeds = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", WEFT_FUZZ_CORPUS, de->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        static uint8_t data[8192];
+        size_t n = fread(data, 1, sizeof(data), f);
+        fclose(f);
+        s_diff_mutations(data, n, st);
+        seeds++;
+    }
+    closedir(d);
+    return seeds;
+}
+#endif
+
+TEST_CASE("the direct decoder agrees with the reference decoder on valid envelopes and every "
+          "single-byte mutation, truncation, deletion and insertion of them",
+          t_differential_mutations)
+{
+    diff_stats_t st = {0};
+    weft_envelope_t in;
+    uint8_t buf[4096];
+    int n, originals = 0;
+
+    s_full(&in);
+    CHECK((n = weft_envelope_encode(&in, buf, sizeof(buf))) > 0);
+    s_diff_mutations(buf, (size_t)n, &st);
+    originals++;
+    s_minimal(&in);
+    CHECK((n = weft_envelope_encode(&in, buf, sizeof(buf))) > 0);
+    s_diff_mutations(buf, (size_t)n, &st);
+    originals++;
+    s_minimal(&in); /* a fabric event: seq 0, the lowest ts, the longest src */
+    in.seq = 0;
+    in.ts = INT64_MIN;
+    memset(in.src, 's', WEFT_NAME_MAX);
+    in.src[WEFT_NAME_MAX] = 0;
+    CHECK((n = weft_envelope_encode(&in, buf, sizeof(buf))) > 0);
+    s_diff_mutations(buf, (size_t)n, &st);
+    originals++;
+
+    for (int i = 0; i < WEFT_HEADERS_MAX; i++) {
+        snprintf(s_hk[i], sizeof(s_hk[i]), "k%d", i);
+        s_hkp[i] = s_hk[i];
+        s_hvp[i] = i % 2 ? "v" : "";
+    }
+    s_minimal(&in);
+    in.h_keys = s_hkp;
+    in.h_values = s_hvp;
+    in.h_count = WEFT_HEADERS_MAX;
+    CHECK((n = weft_envelope_encode(&in, buf, sizeof(buf))) > 0);
+    s_diff_mutations(buf, (size_t)n, &st);
+    originals++;
+
+    /* unknown keys of several types, one nested to the limit, and an empty header map */
+    mp_t m;
+    mp_envelope(&m, -1, 5);
+    mp_str(&m.pk, "deep");
+    msgpack_pack_array(&m.pk, 1);
+    msgpack_pack_map(&m.pk, 1);
+    mp_str(&m.pk, "a");
+    msgpack_pack_array(&m.pk, 2);
+    msgpack_pack_array(&m.pk, 0);
+    msgpack_pack_nil(&m.pk);
+    mp_str(&m.pk, "e");
+    msgpack_pack_ext(&m.pk, 2, 7);
+    msgpack_pack_ext_body(&m.pk, "xy", 2);
+    mp_str(&m.pk, "f");
+    msgpack_pack_float(&m.pk, 0.5f);
+    mp_str(&m.pk, "b");
+    msgpack_pack_bin(&m.pk, 3);
+    msgpack_pack_bin_body(&m.pk, "abc", 3);
+    mp_str(&m.pk, "h");
+    msgpack_pack_map(&m.pk, 0);
+    s_diff_mutations((const uint8_t *)m.sb.data, m.sb.size, &st);
+    mp_free(&m);
+    originals++;
+
+    /* wider wire forms than the encoder picks: map 16, v as int 8, id as bin 16, src as
+       str 16, inst as uint 64, seq as int 64, ts as uint 64, h as map 16 of str 8 -> str 32 */
+    static const uint8_t wide[] = {
+        0xde, 0x00, 0x07,
+        0xa1, 'v', 0xd0, 0x01,
+        0xa2, 'i', 'd', 0xc5, 0x00, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+        0xa3, 's', 'r', 'c', 0xda, 0x00, 0x02, 'n', '1',
+        0xa4, 'i', 'n', 's', 't', 0xcf, 0, 0, 0, 0, 0, 0, 0, 9,
+        0xa3, 's', 'e', 'q', 0xd3, 0, 0, 0, 0, 0, 0, 0, 3,
+        0xa2, 't', 's', 0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xa1, 'h', 0xde, 0x00, 0x01, 0xd9, 0x01, 'k', 0xdb, 0, 0, 0, 1, 'v',
+    };
+    weft_envelope_t e;
+    CHECK_EQ_INT(s_decode_copy(&e, wide, sizeof(wide)), WEFT_OK);
+    s_diff_mutations(wide, sizeof(wide), &st);
+    originals++;
+
+#ifdef WEFT_FUZZ_CORPUS
+    originals += s_diff_corpus(&st);
+#endif
+    fprintf(stderr, "  %zu inputs: %zu ok, %zu malformed, %zu bad version; %zu disagreements\n",
+            st.runs, st.ok, st.malformed, st.version, st.mismatches);
+    CHECK_EQ_INT(st.mismatches, 0);
+    CHECK(st.ok >= (size_t)originals);
+    CHECK(st.version > 0 && st.malformed > 0);
+}
+
+TEST_CASE("the direct decoder agrees with the reference decoder on random envelopes, random "
+          "byte flips of them, and random bytes",
+          t_differential_random)
+{
+    diff_stats_t st = {0};
+    static uint8_t buf[WEFT_ENVELOPE_MAX];
+    for (int i = 0; i < 100000; i++) {
+        mp_t m;
+        mp_random_envelope(&m);
+        size_t n = m.sb.size;
+        if (n <= sizeof(buf)) {
+            memcpy(buf, m.sb.data, n);
+            s_diff_one(buf, n, &st);
+            for (int flip = 0; flip < 3 && n > 0; flip++) {
+                size_t at = (size_t)(s_rand() % n);
+                uint8_t was = buf[at];
+                buf[at] = (uint8_t)s_rand();
+                s_diff_one(buf, n, &st);
+                buf[at] = was;
+            }
+        }
+        mp_free(&m);
+    }
+    for (int i = 0; i < 100000; i++) {
+        size_t n = (size_t)(s_rand() % 48);
+        for (size_t j = 0; j < n; j++)
+            buf[j] = (uint8_t)s_rand();
+        if (n && i % 2)
+            buf[0] = (uint8_t)(0x80 | (s_rand() % 16)); /* a map, most of the time */
+        s_diff_one(buf, n, &st);
+    }
+    fprintf(stderr, "  %zu inputs: %zu ok, %zu malformed, %zu bad version; %zu disagreements\n",
+            st.runs, st.ok, st.malformed, st.version, st.mismatches);
+    CHECK_EQ_INT(st.mismatches, 0);
+    CHECK(st.ok > 10000 && st.version > 100 && st.malformed > 10000);
+}
+
+/* ---- encoding from a prefix (the publish path) --------------------------------------- */
+
+/*  Defined in src/envelope.c (internal; node.c declares the same). */
+int envelope_prefix_encode(uint8_t *out, size_t cap, const char *src, uint64_t inst);
+int envelope_encode_prefixed(uint8_t *buf, size_t cap, const uint8_t *prefix, size_t prefix_len,
+                             const uint8_t id[WEFT_ID_SIZE], uint64_t seq, int64_t ts,
+                             const weft_envelope_t *opt);
+void envelope_id_at(uint8_t id[WEFT_ID_SIZE], int64_t now_ns);
+
+/* Encodes env both ways (prefix + envelope_encode_prefixed, and weft_envelope_encode) into
+   buffers of capacity cap; without with_opt, the prefixed encoding gets no optional fields
+   and the full one gets them all at their defaults. Returns false, after printing, when the
+   results or the bytes differ. */
+static bool s_same_encoding(const weft_envelope_t *with, bool with_opt, size_t cap)
+{
+    static uint8_t prefix[320], a[2 * WEFT_ENVELOPE_MAX], b[2 * WEFT_ENVELOPE_MAX];
+    static weft_envelope_t plain;
+    const weft_envelope_t *env = with;
+    if (!with_opt) {
+        weft_envelope_init(&plain);
+        memcpy(plain.id, with->id, WEFT_ID_SIZE);
+        strcpy(plain.src, with->src);
+        plain.inst = with->inst;
+        plain.seq = with->seq;
+        plain.ts = with->ts;
+        env = &plain;
+    }
+    int pl = envelope_prefix_encode(prefix, sizeof(prefix), env->src, env->inst);
+    if (pl <= 0) {
+        fprintf(stderr, "  prefix for src of %zu bytes: %d\n", strlen(env->src), pl);
+        return false;
+    }
+    int na = envelope_encode_prefixed(a, cap, prefix, (size_t)pl, env->id, env->seq, env->ts,
+                                      with_opt ? env : NULL);
+    int nb = weft_envelope_encode(env, b, cap);
+    if (na != nb || (na > 0 && memcmp(a, b, (size_t)na) != 0)) {
+        fprintf(stderr, "  encodings differ: prefixed %d, full %d (cap %zu, inst %" PRIu64
+                        ", seq %" PRIu64 ", ts %" PRId64 ")\n",
+                na, nb, cap, env->inst, env->seq, env->ts);
+        return false;
+    }
+    return true;
+}
+
+TEST_CASE("encoding from a prefix gives the bytes of weft_envelope_encode for every src "
+          "length and integer width of inst, seq and ts",
+          t_prefix_encoding_integers)
+{
+    static const uint64_t us[] = {0, 1, 127, 128, 255, 256, 65535, 65536, UINT32_MAX,
+                                  (uint64_t)UINT32_MAX + 1, (uint64_t)INT64_MAX, UINT64_MAX};
+    static const int64_t ts[] = {
+        INT64_MIN, (int64_t)INT32_MIN - 1, INT32_MIN, -32769, -32768, -129, -128, -33, -32, -1,
+        0, 1, 127, 128, 255, 256, 65535, 65536, UINT32_MAX, (int64_t)UINT32_MAX + 1,
+        1700000000123456789LL, INT64_MAX};
+    static const size_t src_lens[] = {1, 5, 31, 32, 200, 255};
+    weft_envelope_t env;
+    int checked = 0;
+    for (size_t s = 0; s < sizeof(src_lens) / sizeof(src_lens[0]); s++) {
+        s_minimal(&env);
+        memset(env.src, 'a' + (int)s, src_lens[s]);
+        env.src[src_lens[s]] = 0;
+        for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++)
+            for (size_t q = 0; q < sizeof(us) / sizeof(us[0]); q++)
+                for (size_t t = 0; t < sizeof(ts) / sizeof(ts[0]); t++) {
+                    env.inst = us[i];
+                    env.seq = us[q];
+                    env.ts = ts[t];
+                    env.id[15] = (uint8_t)(i + q + t);
+                    CHECK(s_same_encoding(&env, false, WEFT_ENVELOPE_MAX));
+                    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+                    checked++;
+                }
+    }
+    CHECK(checked > 10000);
+}
+
+TEST_CASE("encoding from a prefix gives the bytes and the errors of weft_envelope_encode with "
+          "every optional field, headers, defaults written explicitly, and small buffers",
+          t_prefix_encoding_optional)
+{
+    weft_envelope_t env;
+    /* every optional field and three headers */
+    s_full(&env);
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    /* each optional field alone */
+    for (int f = 0; f < 8; f++) {
+        s_minimal(&env);
+        switch (f) {
+        case 0: env.ver = 9; break;
+        case 1: strcpy(env.corr, "c"); break;
+        case 2: memset(env.trace, 't', WEFT_NAME_MAX); env.trace[WEFT_NAME_MAX] = 0; break;
+        case 3: strcpy(env.reply, "r.x"); break;
+        case 4: strcpy(env.tenant, "acme"); break;
+        case 5: env.retry = UINT32_MAX; break;
+        case 6: memset(env.ct, 'j', WEFT_CT_MAX); env.ct[WEFT_CT_MAX] = 0; break;
+        case 7:
+            env.h_keys = k_hkeys;
+            env.h_values = k_hvals;
+            env.h_count = 1;
+            break;
+        }
+        CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    }
+    /* defaults given explicitly are left out by both; an empty ct is as good as the default */
+    s_minimal(&env);
+    env.ver = 1;
+    strcpy(env.ct, "application/msgpack");
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    env.ct[0] = 0;
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    /* 64 headers, and headers that make the map header and the strings wide */
+    static char big[70000];
+    memset(big, 'b', sizeof(big) - 1);
+    for (int i = 0; i < WEFT_HEADERS_MAX; i++) {
+        snprintf(s_hk[i], sizeof(s_hk[i]), "k%d", i);
+        s_hkp[i] = s_hk[i];
+        s_hvp[i] = i == 5 ? big + sizeof(big) - 40 : i == 6 ? big + sizeof(big) - 300 : "v";
+    }
+    s_minimal(&env);
+    env.h_keys = s_hkp;
+    env.h_values = s_hvp;
+    env.h_count = WEFT_HEADERS_MAX;
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    /* errors: too many headers, NULL arrays, an empty or NULL key, a NULL value, a string
+       field without a terminator, headers over 64 KiB (in a larger buffer too) */
+    env.h_count = WEFT_HEADERS_MAX + 1;
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    env.h_count = 2;
+    env.h_keys = NULL;
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    const char *keys[2] = {"a", ""}, *vals[2] = {"1", "2"};
+    env.h_keys = keys;
+    env.h_values = vals;
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    keys[1] = NULL;
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    keys[1] = "b";
+    vals[1] = NULL;
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    s_minimal(&env);
+    memset(env.tenant, 'x', sizeof(env.tenant));
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    s_minimal(&env);
+    s_hvp[5] = big;
+    env.h_keys = s_hkp;
+    env.h_values = s_hvp;
+    env.h_count = 8;
+    CHECK(s_same_encoding(&env, true, WEFT_ENVELOPE_MAX));
+    CHECK(s_same_encoding(&env, true, 2 * WEFT_ENVELOPE_MAX));
+    /* every buffer size up to the full encoding, with and without optional fields */
+    s_full(&env);
+    uint8_t full[1024];
+    int n = weft_envelope_encode(&env, full, sizeof(full));
+    CHECK(n > 0);
+    for (int cap = 0; cap <= n; cap++) {
+        CHECK(s_same_encoding(&env, true, (size_t)cap));
+        CHECK(s_same_encoding(&env, false, (size_t)cap));
+    }
+}
+
+TEST_CASE("a prefix is refused for an empty or over-long src and a short buffer, and an "
+          "envelope encoded from it decodes to the fields given",
+          t_prefix_limits)
+{
+    uint8_t prefix[320];
+    char src[WEFT_NAME_MAX + 2];
+    memset(src, 's', sizeof(src));
+    src[WEFT_NAME_MAX + 1] = 0;
+    CHECK_EQ_INT(envelope_prefix_encode(prefix, sizeof(prefix), "", 1), WEFT_EINVAL);
+    CHECK_EQ_INT(envelope_prefix_encode(prefix, sizeof(prefix), src, 1), WEFT_EINVAL);
+    CHECK_EQ_INT(envelope_prefix_encode(prefix, sizeof(prefix), NULL, 1), WEFT_EINVAL);
+    src[WEFT_NAME_MAX] = 0;
+    int pl = envelope_prefix_encode(prefix, sizeof(prefix), src, UINT64_MAX);
+    CHECK(pl > 0 && pl <= (int)sizeof(prefix));
+    CHECK_EQ_INT(envelope_prefix_encode(prefix, (size_t)pl - 1, src, UINT64_MAX), WEFT_ETOOBIG);
+    CHECK_EQ_INT(envelope_prefix_encode(prefix, (size_t)pl, src, UINT64_MAX), pl);
+
+    uint8_t id[WEFT_ID_SIZE], buf[WEFT_ENVELOPE_MAX];
+    envelope_id_at(id, 1700000000123456789LL);
+    weft_envelope_t opt, out;
+    weft_envelope_init(&opt);
+    strcpy(opt.corr, "c-1");
+    opt.h_keys = k_hkeys;
+    opt.h_values = k_hvals;
+    opt.h_count = 3;
+    int n = envelope_encode_prefixed(buf, sizeof(buf), prefix, (size_t)pl, id, 42, -5, &opt);
+    CHECK(n > 0);
+    CHECK_EQ_INT(weft_envelope_decode(&out, buf, (size_t)n), WEFT_OK);
+    CHECK_STR(out.src, src);
+    CHECK(out.inst == UINT64_MAX && out.seq == 42 && out.ts == -5);
+    CHECK(memcmp(out.id, id, WEFT_ID_SIZE) == 0);
+    CHECK_STR(out.corr, "c-1");
+    CHECK_EQ_INT(out.h_count, 3);
+    char val[8];
+    CHECK_EQ_INT(weft_envelope_header(&out, "x-second", val, sizeof(val)), 3);
+    CHECK_EQ_INT(envelope_encode_prefixed(buf, sizeof(buf), prefix, 3, id, 1, 1, NULL),
+                 WEFT_EINVAL);
+}
+
+TEST_CASE("an id made from a given time carries that time in ms, version 7 and variant 10",
+          t_id_at)
+{
+    const int64_t times[] = {0, 999999, 1000000, 1700000000123456789LL, INT64_MAX};
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        uint8_t a[WEFT_ID_SIZE], b[WEFT_ID_SIZE];
+        envelope_id_at(a, times[i]);
+        envelope_id_at(b, times[i]);
+        uint64_t ms = 0;
+        for (int j = 0; j < 6; j++)
+            ms = ms << 8 | a[j];
+        CHECK(ms == ((uint64_t)(times[i] / 1000000) & 0xffffffffffffULL));
+        CHECK_EQ_INT(a[6] >> 4, 7);
+        CHECK_EQ_INT(a[8] >> 6, 2);
+        CHECK(memcmp(a, b, WEFT_ID_SIZE) != 0);
+    }
+}
+
 /* ---- topics, ids, errors ------------------------------------------------------------- */
 
 TEST_CASE("topics must be 1 to 255 bytes of 0x21 to 0x7e", t_topic_check)
@@ -1321,6 +1992,24 @@ int main(void)
     RUN_CASE("envelope version 2 or 0 is EVERSION", t_version);
     RUN_CASE("unknown keys, including nested maps and arrays, are ignored", t_unknown_keys);
     RUN_CASE("a deeply nested unknown value is rejected without crashing", t_deep_nesting);
+    RUN_CASE("the direct decoder agrees with the reference decoder on valid envelopes and every "
+             "single-byte mutation, truncation, deletion and insertion of them",
+             t_differential_mutations);
+    RUN_CASE("the direct decoder agrees with the reference decoder on random envelopes, random "
+             "byte flips of them, and random bytes",
+             t_differential_random);
+    RUN_CASE("encoding from a prefix gives the bytes of weft_envelope_encode for every src "
+             "length and integer width of inst, seq and ts",
+             t_prefix_encoding_integers);
+    RUN_CASE("encoding from a prefix gives the bytes and the errors of weft_envelope_encode "
+             "with every optional field, headers, defaults written explicitly, and small "
+             "buffers",
+             t_prefix_encoding_optional);
+    RUN_CASE("a prefix is refused for an empty or over-long src and a short buffer, and an "
+             "envelope encoded from it decodes to the fields given",
+             t_prefix_limits);
+    RUN_CASE("an id made from a given time carries that time in ms, version 7 and variant 10",
+             t_id_at);
     RUN_CASE("topics must be 1 to 255 bytes of 0x21 to 0x7e", t_topic_check);
     RUN_CASE("fabric topics are exactly those starting with _weft.", t_topic_is_fabric);
     RUN_CASE("new ids carry version 7 and variant 10 and differ from each other", t_id_new);
