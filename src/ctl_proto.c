@@ -70,7 +70,7 @@ int ctl_request_recv(zsock_t *router, ctl_request_t *req, const char **why)
         *why = "request id must be 8 bytes (uint64 big-endian)";
         rc = WEFT_EMALFORMED;
     } else if (zframe_size(args) > CTL_ARGS_MAX) {
-        *why = "args frame larger than 1 MiB";
+        *why = "args frame larger than 4 MiB";
         rc = WEFT_EMALFORMED;
     } else {
         memcpy(req->command, zframe_data(cmd), zframe_size(cmd));

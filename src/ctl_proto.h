@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CTL_ARGS_MAX (1u << 20)  /* largest args frame accepted */
+#define CTL_ARGS_MAX (4u << 20)  /* largest args frame: a dead letter carries a whole event */
 #define CTL_COMMAND_MAX 31
 
 /*  A parsed request. Owns routing (the envelope frames to reply to) and the unpacked args. */

@@ -68,7 +68,7 @@ weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_hand
     sub->handler = handler;
     sub->arg = arg;
     sub->id = ++self->next_sub_id;
-    node_dlq_sub_init(sub, options);
+    node_dlq_sub_init(sub, options, self->node->name);
     if (options && options->start != WEFT_START_LIVE) {
         int rc = catchup_start(self, sub, options);
         if (rc != WEFT_OK) {

@@ -110,7 +110,8 @@ weft_sub_t *node_actor_sub_by_id(self_t *self, uint64_t id);
 /* ---- failures: retries, circuit breaker, dead letters (node_dlq.c) --------------------- */
 
 /*  Sets a subscription's failure policy from its options (NULL: defaults). */
-void node_dlq_sub_init(weft_sub_t *sub, const weft_sub_options_t *options);
+void node_dlq_sub_init(weft_sub_t *sub, const weft_sub_options_t *options,
+                       const char *node_name);
 
 /*  Whether the breaker lets the handler be called now; when it does not, the event must be
     dead-lettered instead (node_dlq_failed with no call). */

@@ -23,6 +23,7 @@
 #define LETTERS_IN_FLIGHT 64
 #define RESEND_MS 3000
 #define WARN_EVERY_MS 10000
+#define SUBSCRIBER_MAX 255 /* the DLQ's limit for "<node>/<name>" */
 
 typedef struct {
     uint64_t sub_id;
@@ -32,8 +33,9 @@ typedef struct {
     /* then topic, envelope, payload bytes */
 } retry_item_t;
 
+
 typedef struct {
-    char subscriber[2 * WEFT_NAME_MAX + 2];
+    char subscriber[SUBSCRIBER_MAX + 1];
     char code[64];
     char message[256];
     uint32_t attempts;
@@ -44,6 +46,17 @@ typedef struct {
     /* then topic, envelope, payload bytes */
 } letter_t;
 
+/*  "<node>/<name>", cut to the DLQ's 255 bytes. */
+static void s_subscriber(char out[SUBSCRIBER_MAX + 1], const char *node, const char *name)
+{
+    size_t nl = strnlen(node, SUBSCRIBER_MAX - 2);
+    size_t ml = strnlen(name, SUBSCRIBER_MAX - nl - 1);
+    memcpy(out, node, nl);
+    out[nl] = '/';
+    memcpy(out + nl + 1, name, ml);
+    out[nl + 1 + ml] = 0;
+}
+
 static const uint8_t *s_bytes(const void *item, size_t header)
 {
     return (const uint8_t *)item + header;
@@ -51,10 +64,14 @@ static const uint8_t *s_bytes(const void *item, size_t header)
 
 /* ---- policy and breaker ------------------------------------------------------------------ */
 
-void node_dlq_sub_init(weft_sub_t *sub, const weft_sub_options_t *o)
+void node_dlq_sub_init(weft_sub_t *sub, const weft_sub_options_t *o, const char *node_name)
 {
     const char *name = o && o->name && *o->name ? o->name : sub->len ? sub->prefix : "*";
     snprintf(sub->name, sizeof(sub->name), "%s", name);
+    /* "<node>/<name>" must fit the DLQ's 255 bytes: a long name is cut to fit. */
+    size_t room = SUBSCRIBER_MAX - strnlen(node_name, SUBSCRIBER_MAX - 2) - 1;
+    if (strlen(sub->name) > room)
+        sub->name[room] = 0;
     sub->retry_attempts = o && o->retry_attempts ? o->retry_attempts : 3;
     if (sub->retry_attempts < 1)
         sub->retry_attempts = 1;
@@ -143,7 +160,8 @@ static void s_dead_letter(self_t *self, weft_sub_t *sub, uint32_t attempts, cons
         atomic_fetch_add(&node->counters.dead_letter_dropped, 1);
         return;
     }
-    snprintf(l->subscriber, sizeof(l->subscriber), "%s/%s", node->name, sub->name);
+    /* Names are capped so "<node>/<name>" fits the DLQ's 255 bytes (node_dlq_sub_init). */
+    s_subscriber(l->subscriber, node->name, sub->name);
     snprintf(l->code, sizeof(l->code), "%s", code && *code ? code : "handler.failed");
     snprintf(l->message, sizeof(l->message), "%s", message ? message : "");
     l->attempts = attempts;
@@ -433,7 +451,8 @@ void node_dlq_redeliver(self_t *self, ctl_request_t *req)
     char t[WEFT_TOPIC_MAX + 1];
     memcpy(t, topic, tlen);
     t[tlen] = 0;
-    env.retry = attempt > UINT32_MAX ? UINT32_MAX : (uint32_t)attempt;
+    /* retry = attempts made before this one, as for local retries */
+    env.retry = attempt == 0 ? 0 : attempt - 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(attempt - 1);
     char code[64] = "", message[256] = "";
     atomic_fetch_add(&node->counters.redelivered, 1);
     int rc = node_actor_invoke(self, sub, t, &env, (const uint8_t *)f[1].via.bin.ptr,
@@ -456,8 +475,8 @@ void node_dlq_pack_subs(self_t *self, msgpack_packer *pk)
     for (weft_sub_t *s = zlistx_first(self->subs); s && i < n; s = zlistx_next(self->subs)) {
         if (s->dead || s->fabric)
             continue;
-        char subscriber[2 * WEFT_NAME_MAX + 2];
-        snprintf(subscriber, sizeof(subscriber), "%s/%s", self->node->name, s->name);
+        char subscriber[SUBSCRIBER_MAX + 1];
+        s_subscriber(subscriber, self->node->name, s->name);
         msgpack_pack_array(pk, 5);
         ctl_pack_str(pk, subscriber);
         ctl_pack_str(pk, s_breaker_name(s->breaker));
