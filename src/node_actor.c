@@ -305,8 +305,8 @@ static void s_update_readiness(self_t *self)
     atomic_store(&node->readiness.self_ready, !node->loopback || self_done);
 }
 
-/*  Liveness: a peer is down after down_beats heartbeats of silence, forgotten (and
-    disconnected) after disconnect_after ms. Publishes counts and readiness for the API. */
+/*  Liveness: a peer is down (and disconnected) after down_beats heartbeats of silence, and
+    forgotten after disconnect_after ms. Publishes counts and readiness for the API. */
 static void s_peers_tick(self_t *self, int64_t now)
 {
     weft_node_t *node = self->node;
@@ -322,6 +322,10 @@ static void s_peers_tick(self_t *self, int64_t now)
                           " ms",
                           node->name, p->name, p->inst, now - heard);
             p->state = PEER_DOWN;
+            /* Stop reconnecting at once: its port may soon belong to some other process
+               (another fabric's node), which must not start receiving our events. If the
+               peer is only slow, its next heartbeat connects us again. */
+            s_peer_disconnect(self, p);
         }
         if (p->state == PEER_DOWN && now - heard > node->disconnect_after_ms && nforget < 64)
             forget[nforget++] = p->inst;
