@@ -175,6 +175,7 @@ int main(int argc, char **argv)
     o.config = cfg;
     zsys_init();
     zsys_set_logident("weft-archiver");
+    zsys_set_logstream(stderr);
     int err;
     char why[512];
     archiver_t *arch = archiver_new(&o, &err, why, sizeof(why));

@@ -133,6 +133,7 @@ int main(int argc, char **argv)
     o.config = cfg;
     zsys_init();
     zsys_set_logident("weft-dlq");
+    zsys_set_logstream(stderr);
     int err;
     char why[512];
     dlq_t *dlq = dlq_new(&o, &err, why, sizeof(why));

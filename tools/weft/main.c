@@ -58,6 +58,7 @@ int main(int argc, char **argv)
     }
     zsys_init();
     zsys_set_logident("weft");
+    zsys_set_logstream(stderr); /* stdout carries the data (JSON lines) */
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (!strcmp(argv[1], s_commands[i].name))
             return s_commands[i].fn(argc - 1, argv + 1);
