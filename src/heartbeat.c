@@ -52,7 +52,7 @@ void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb,
     ctl_pack_kv_uint(&pk, "peers_up", st.peers_up);
     ctl_pack_kv_uint(&pk, "peers_down", st.peers_down);
     ctl_pack_str(&pk, "counters");
-    msgpack_pack_map(&pk, 12);
+    msgpack_pack_map(&pk, 13);
     ctl_pack_kv_uint(&pk, "published", st.published);
     ctl_pack_kv_uint(&pk, "publish_errors", st.publish_errors);
     ctl_pack_kv_uint(&pk, "received", st.received);
@@ -60,6 +60,7 @@ void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb,
     ctl_pack_kv_uint(&pk, "dropped", st.dropped);
     ctl_pack_kv_uint(&pk, "gaps", st.gaps);
     ctl_pack_kv_uint(&pk, "repaired", st.repaired);
+    ctl_pack_kv_uint(&pk, "unrepaired", st.unrepaired);
     ctl_pack_kv_uint(&pk, "handler_errors", st.handler_errors);
     ctl_pack_kv_uint(&pk, "dead_lettered", st.dead_lettered);
     ctl_pack_kv_uint(&pk, "malformed", st.malformed);

@@ -487,6 +487,7 @@ void weft_node_stats(weft_node_t *self, weft_stats_t *s)
     s->dropped = atomic_load(&c->dropped);
     s->gaps = atomic_load(&c->gaps);
     s->repaired = atomic_load(&c->repaired);
+    s->unrepaired = atomic_load(&c->unrepaired);
     s->handler_errors = atomic_load(&c->handler_errors);
     s->dead_lettered = atomic_load(&c->dead_lettered);
     s->dead_letter_pending = atomic_load(&c->dead_letter_pending);

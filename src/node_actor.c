@@ -69,6 +69,9 @@ weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_hand
     sub->arg = arg;
     sub->id = ++self->next_sub_id;
     node_dlq_sub_init(sub, options, self->node->name);
+    sub->repair = options && options->repair;
+    if (sub->repair)
+        self->repair_subs++;
     if (options && options->start != WEFT_START_LIVE) {
         int rc = catchup_start(self, sub, options);
         if (rc != WEFT_OK) {
@@ -98,6 +101,8 @@ int node_actor_unsubscribe(void *actor_self, weft_sub_t *sub)
     zsock_set_unsubscribe(self->sub, sub->prefix);
     if (sub->len == 0)
         self->full_subs--;
+    if (sub->repair)
+        self->repair_subs--;
     catchup_stop(self, sub);
     if (self->dispatching) {
         sub->dead = true;
@@ -184,19 +189,19 @@ weft_sub_t *node_actor_sub_by_id(self_t *self, uint64_t id)
     return NULL;
 }
 
-/*  Calls every live subscription that matches topic. Returns the number of subscriptions the
-    event went to (handled, or buffered by a subscription still catching up). */
-static int s_dispatch(self_t *self, const char *topic, size_t topic_len, bool fabric,
-                      const weft_envelope_t *env, const zmq_msg_t *env_frame, const void *payload,
-                      size_t size)
+/*  Calls every live subscription of class `which` that matches topic. Returns the number of
+    subscriptions the event went to (handled, or buffered by one still catching up). */
+int node_actor_dispatch(self_t *self, const char *topic, size_t topic_len, bool fabric,
+                        const weft_envelope_t *env, const uint8_t *raw, size_t raw_size,
+                        const void *payload, size_t size, int which)
 {
     int calls = 0;
-    const uint8_t *raw = zmq_msg_data((zmq_msg_t *)env_frame);
-    size_t raw_size = zmq_msg_size(env_frame);
+    bool nested = self->dispatching;
     self->dispatching = true;
     for (weft_sub_t *sub = zlistx_first(self->subs); sub; sub = zlistx_next(self->subs)) {
         if (sub->dead || sub->fabric != fabric || sub->len > topic_len ||
-            memcmp(sub->prefix, topic, sub->len) != 0)
+            memcmp(sub->prefix, topic, sub->len) != 0 ||
+            (which == DISPATCH_PLAIN && sub->repair) || (which == DISPATCH_REPAIR && !sub->repair))
             continue;
         /* Handlers may subscribe (added at the end) or unsubscribe (deferred to the sweep)
            while this loop runs; neither moves the list's cursor. */
@@ -207,10 +212,19 @@ static int s_dispatch(self_t *self, const char *topic, size_t topic_len, bool fa
         self->dispatching = true;
         calls++;
     }
-    self->dispatching = false;
-    if (self->sweep)
+    self->dispatching = nested;
+    if (!nested && self->sweep)
         s_sweep(self);
     return calls;
+}
+
+static int s_dispatch(self_t *self, const char *topic, size_t topic_len, bool fabric,
+                      const weft_envelope_t *env, const zmq_msg_t *env_frame, const void *payload,
+                      size_t size, int which)
+{
+    return node_actor_dispatch(self, topic, topic_len, fabric, env,
+                               zmq_msg_data((zmq_msg_t *)env_frame), zmq_msg_size(env_frame),
+                               payload, size, which);
 }
 
 /* ---- peers --------------------------------------------------------------------------------- */
@@ -286,6 +300,8 @@ static void s_handle_heartbeat(self_t *self, const weft_envelope_t *env, const v
     p->state = PEER_UP;
     p->last_hb_ms = now;
     s_peer_connect(self, p);
+    if (self->repair_subs > 0)
+        node_repair_heartbeat(self, hb.inst, hb.seq);
 }
 
 /*  Readiness for weft_node_wait_peers: a peer endpoint is ready when its connection completed
@@ -372,6 +388,15 @@ static void s_handle_monitor(self_t *self)
 
 static source_t *s_source_lookup(self_t *self, uint64_t inst, int64_t now);
 
+static void s_source_destroy(source_t **src_p)
+{
+    if (!src_p || !*src_p)
+        return;
+    node_repair_source_free(*src_p);
+    free(*src_p);
+    *src_p = NULL;
+}
+
 static source_t *s_source(self_t *self, uint64_t inst, int64_t now)
 {
     /* Events come in runs from one source: a one-entry cache saves the hex key and the hash
@@ -380,6 +405,13 @@ static source_t *s_source(self_t *self, uint64_t inst, int64_t now)
         return self->last_source;
     self->last_source = s_source_lookup(self, inst, now);
     return self->last_source;
+}
+
+source_t *node_actor_source(self_t *self, uint64_t inst)
+{
+    char key[17];
+    snprintf(key, sizeof(key), "%016" PRIx64, inst);
+    return zhashx_lookup(self->sources, key);
 }
 
 static source_t *s_source_lookup(self_t *self, uint64_t inst, int64_t now)
@@ -471,7 +503,7 @@ static bool s_recv_one(self_t *self)
         if (strcmp(topic_str, "_weft.hb") == 0)
             s_handle_heartbeat(self, &env, zmq_msg_data(&payload), zmq_msg_size(&payload));
         s_dispatch(self, topic_str, tlen, true, &env, &envf, zmq_msg_data(&payload),
-                   zmq_msg_size(&payload));
+                   zmq_msg_size(&payload), DISPATCH_ALL);
         goto done;
     }
     if (env.seq == 0) {
@@ -489,7 +521,8 @@ static bool s_recv_one(self_t *self)
         }
         /* A jump in seq is a loss only when this node subscribes to every data topic; with
            prefix subscriptions the sender filtered the events in between. */
-        if (src->last_seq && env.seq > src->last_seq + 1 && self->full_subs > 0) {
+        if (src->last_seq && env.seq > src->last_seq + 1 && self->full_subs > 0 &&
+            self->repair_subs == 0) { /* with repair on, node_repair.c counts them */
             atomic_fetch_add(&node->counters.gaps, env.seq - src->last_seq - 1);
             src->gaps += env.seq - src->last_seq - 1;
         }
@@ -501,8 +534,18 @@ static bool s_recv_one(self_t *self)
     }
     topic_table_add(self->recv_topics, topic_str, zmq_msg_size(&payload));
     latency_hist_add(&self->latency, weft_now_ns() - env.ts);
-    if (s_dispatch(self, topic_str, tlen, false, &env, &envf, zmq_msg_data(&payload),
-                   zmq_msg_size(&payload)) == 0)
+    int got = 0;
+    if (self->repair_subs > 0 && src) {
+        got = s_dispatch(self, topic_str, tlen, false, &env, &envf, zmq_msg_data(&payload),
+                         zmq_msg_size(&payload), DISPATCH_PLAIN);
+        node_repair_live(self, src, topic_str, tlen, &env, &envf, zmq_msg_data(&payload),
+                         zmq_msg_size(&payload));
+        got++;
+    } else {
+        got = s_dispatch(self, topic_str, tlen, false, &env, &envf, zmq_msg_data(&payload),
+                         zmq_msg_size(&payload), DISPATCH_ALL);
+    }
+    if (got == 0)
         atomic_fetch_add(&node->counters.dropped, 1); /* no subscription (any more) */
 done:
     zmq_msg_close(&topic);
@@ -984,7 +1027,7 @@ static int s_start(self_t *self)
     self->peers = peers_new();
     self->subs = zlistx_new();
     self->sources = zhashx_new();
-    zhashx_set_destructor(self->sources, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_destructor(self->sources, (zhashx_destructor_fn *)s_source_destroy);
     self->streams = ctl_streams_new();
     self->recv_topics = topic_table_new(TOPIC_TABLE_MAX);
     msgpack_sbuffer_init(&self->scratch);
@@ -1094,6 +1137,7 @@ static void s_stop(self_t *self)
         }
         zlistx_destroy(&self->subs);
     }
+    node_repair_stop(self);
     zsock_destroy(&self->catchup_in);
     node_dlq_stop(self);
     zhashx_destroy(&self->sources);

@@ -35,6 +35,7 @@ struct weft_sub_t {
     double retry_jitter;
     int breaker_failures, breaker_window_ms, breaker_cooldown_ms;
     bool no_dead_letter;
+    bool repair;                /* at-least-once: gaps are repaired, events held in order */
     int breaker;                /* BREAKER_CLOSED, _OPEN, _HALF_OPEN */
     int64_t fail_ms[64];        /* ring of recent failure times (ms) */
     unsigned fail_next;
@@ -47,6 +48,10 @@ enum { BREAKER_CLOSED = 0, BREAKER_OPEN, BREAKER_HALF_OPEN };
 
 typedef struct {
     uint64_t inst;              /* the source instance */
+    uint64_t delivered;         /* repair: highest seq settled for repairing subscriptions */
+    bool repairing;             /* repair: a FETCH for this source is under way */
+    zlistx_t *held;             /* repair: live events held back meanwhile (blobs) */
+    uint64_t hb_seq;            /* repair: the seq its previous heartbeat announced */
     uint64_t last_seq;          /* highest seq seen from this instance */
     int64_t last_ms;            /* monotonic ms of the last event */
     int64_t last_ts;            /* publish ts of the last event */
@@ -88,7 +93,12 @@ typedef struct {
     char dlq_endpoint[256];
     uint64_t dlq_next_id;       /* request ids of PUTs */
     int64_t dlq_warned_ms;      /* last "no DLQ reachable" warning */
+    int repair_subs;            /* subscriptions with repair on */
+    struct repairer_t *repairer; /* its thread (node_repair.c), started on first use */
 } self_t;
+
+/*  Which subscriptions a dispatch goes to. */
+enum { DISPATCH_ALL = 0, DISPATCH_PLAIN, DISPATCH_REPAIR };
 
 
 /*  Calls a handler once and counts it; copies the failure code and message out. Returns the
@@ -103,6 +113,9 @@ int node_actor_invoke(self_t *self, weft_sub_t *sub, const char *topic,
 void node_actor_call(self_t *self, weft_sub_t *sub, const char *topic,
                      const weft_envelope_t *env, const uint8_t *envelope_raw,
                      size_t envelope_size, const void *payload, size_t size);
+
+/*  The tracking record of a source instance, or NULL. */
+source_t *node_actor_source(self_t *self, uint64_t inst);
 
 /*  Looks a subscription up by id (NULL when it is gone). */
 weft_sub_t *node_actor_sub_by_id(self_t *self, uint64_t id);
@@ -136,6 +149,31 @@ void node_dlq_pack_subs(self_t *self, msgpack_packer *pk);
 
 void node_dlq_start(self_t *self);
 void node_dlq_stop(self_t *self);
+
+/* ---- gap repair (node_repair.c) --------------------------------------------------------- */
+
+/*  A live data event from src, for the node's repairing subscriptions: delivered now, held
+    back while a repair of src is under way, or starting one when its seq jumps. */
+void node_repair_live(self_t *self, source_t *src, const char *topic, size_t topic_len,
+                      const weft_envelope_t *env, const zmq_msg_t *env_frame,
+                      const void *payload, size_t size);
+
+/*  A heartbeat of a source announced seq: the tail of a burst that lost its last events
+    shows only here. Repairs what is still missing one heartbeat later. */
+void node_repair_heartbeat(self_t *self, uint64_t inst, uint64_t seq);
+
+/*  Handles a message of the repair thread (arriving on catchup_in with id 0). */
+void node_repair_handle(self_t *self, zmsg_t *msg);
+
+/*  Frees a source's repair state (held events). */
+void node_repair_source_free(source_t *src);
+
+void node_repair_stop(self_t *self);
+
+/*  Dispatch of one event to a class of subscriptions (DISPATCH_*); returns how many got it. */
+int node_actor_dispatch(self_t *self, const char *topic, size_t topic_len, bool fabric,
+                        const weft_envelope_t *env, const uint8_t *env_raw, size_t env_size,
+                        const void *payload, size_t size, int which);
 
 /* ---- catching up (node_catchup.c) ------------------------------------------------------- */
 

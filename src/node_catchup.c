@@ -366,6 +366,11 @@ void catchup_handle(self_t *self)
     uint64_t id = 0;
     if (idf && zframe_size(idf) == 8)
         memcpy(&id, zframe_data(idf), 8);
+    if (idf && zframe_size(idf) == 8 && id == 0) {
+        node_repair_handle(self, msg); /* id 0: the repair thread */
+        zmsg_destroy(&msg);
+        return;
+    }
     weft_sub_t *sub = id ? node_actor_sub_by_id(self, id) : NULL;
     if (!sub || !sub->catchup || !kf || zframe_size(kf) != 1) {
         zmsg_destroy(&msg); /* for a subscription that went live or away meanwhile */

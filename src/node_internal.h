@@ -25,7 +25,7 @@
 typedef struct {
     atomic_uint_fast64_t published, publish_errors, received, delivered, dropped, gaps, repaired,
         handler_errors, dead_lettered, malformed, ctl_requests, ctl_errors, dead_letter_pending,
-        dead_letter_dropped, retries, redelivered;
+        dead_letter_dropped, retries, redelivered, unrepaired;
     atomic_uint_fast32_t peers_up, peers_down;
 } node_counters_t;
 

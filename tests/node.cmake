@@ -31,3 +31,10 @@ target_include_directories(test_node_dlq PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 target_link_libraries(test_node_dlq weft_static PkgConfig::MSGPACK)
 add_test(NAME node_dlq COMMAND test_node_dlq)
 set_tests_properties(node_dlq PROPERTIES TIMEOUT 120)
+
+# At-least-once subscriptions: gap repair from the outbox, in seq order.
+add_executable(test_node_repair test_node_repair.c)
+target_include_directories(test_node_repair PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_link_libraries(test_node_repair weft_static)
+add_test(NAME node_repair COMMAND test_node_repair)
+set_tests_properties(node_repair PROPERTIES TIMEOUT 120)

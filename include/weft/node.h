@@ -109,6 +109,14 @@ typedef struct {
     int breaker_window_ms;       /* default 10000 */
     int breaker_cooldown_ms;     /* default 30000 */
     bool no_dead_letter;         /* when attempts are spent, drop (counted) instead */
+
+    /* At-least-once delivery of live events: when a source's seq jumps (events dropped at a
+       full queue, a reconnection), the missing range is fetched from the publisher's outbox,
+       then from an archiver for what the outbox no longer holds; the source's later events
+       are held back meanwhile, so this subscription sees each source's events in seq order.
+       What neither holds is counted (unrepaired). Costs a round trip per jump; with a
+       prefix, every seq the publisher filtered out is a jump. */
+    bool repair;
 } weft_sub_options_t;
 
 /*  Counters of a node. All are totals since the node started. */
@@ -120,6 +128,7 @@ typedef struct {
     uint64_t dropped;         /* events dropped by this node (no matching handler, shutdown) */
     uint64_t gaps;            /* events detected missing from a source's seq */
     uint64_t repaired;        /* missing events later recovered */
+    uint64_t unrepaired;      /* missing events no outbox or archive held any more */
     uint64_t handler_errors;  /* handler calls that returned failure */
     uint64_t dead_lettered;   /* events acknowledged by a DLQ */
     uint64_t dead_letter_pending; /* events waiting to be acknowledged by a DLQ (bounded) */

@@ -16,11 +16,16 @@
        (received / (first send -> last receive)), the ceiling the design measures against.
     2. Ingest as the archive grows. One archiver (sync always) ingests --passes windows of
        --window events each at archive sizes 0, 1M and --big. Between the points it is filled
-       through the same path (publisher -> archiver), whose rate is recorded as well. Reported:
-       the median window rate at each point and rate@big / rate@0.
+       through the same path (publisher -> archiver), whose rate is recorded as well. Right
+       after each window, the same window goes into a fresh archive (a second archiver,
+       started for it): a run this long sees the machine's speed drift (other load, page
+       cache), the pair does not. Reported: the median window rate at each point, rate@big /
+       rate@0, and the median of the per-window ratios to the fresh archive.
     3. Memory. RssAnon of this process (the archiver and the publisher node both live here) is
-       read from /proc/self/status after every window and fill step of part 2; the series is
-       printed and growth past the first window is flagged.
+       read from /proc/self/status after every window and fill step of part 2, with the bytes
+       malloc holds in use (mallinfo2); the series is printed, and growth from the windows at
+       size 0 (by then the publisher's outbox and the queues have filled) to those at --big is
+       flagged.
     4. Replay. weft_replay from offset 1 to one client over TCP loopback, counting (and
        checking the order of) events in the callback, next to a raw liblmdb cursor scan of
        the same events of the same archive; a scan through archive_store in the server's
@@ -80,7 +85,7 @@
 #define GROWTH_TARGET 0.90       /* ingest rate at --big / at 0 */
 #define REPLAY_TARGET 1e6        /* events/s to one client */
 #define TTFE_TARGET_NS 10000000  /* first event of a mid-archive replay */
-#define MEM_FLAT_SHARE 0.10      /* RssAnon growth allowed past the first window: 10 % ... */
+#define MEM_FLAT_SHARE 0.10      /* RssAnon growth allowed from @0 to @big: 10 % ... */
 #define MEM_FLAT_MIB 8.0         /* ... or 8 MiB, whichever is larger */
 
 static const archive_sync_t s_policies[] = {ARCHIVE_SYNC_ALWAYS, ARCHIVE_SYNC_INTERVAL,
@@ -113,7 +118,7 @@ typedef struct {
     char root[PATH_MAX];      /* directory of this run; removed at the end unless --keep */
 } actx_t;
 
-/* ---- small helpers ---------------------------------------------------------------------------- */
+/* ---- small helpers --------------------------------------------------------------------------- */
 
 static double s_parse_count(const char *text)
 {
@@ -257,7 +262,7 @@ static uint64_t s_dir_usage(const char *dir)
     return total;
 }
 
-/* ---- raw libzmq PUB/SUB ----------------------------------------------------------------------- */
+/* ---- raw libzmq PUB/SUB ---------------------------------------------------------------------- */
 
 static int s_zmq_send3(void *sock, const actx_t *c)
 {
@@ -572,7 +577,7 @@ static int s_store_scan(const char *dir, uint64_t n, double *evs)
     return 0;
 }
 
-/* ---- an archiver and its publisher ------------------------------------------------------------ */
+/* ---- an archiver and its publisher ----------------------------------------------------------- */
 
 typedef struct {
     archiver_t *arch;
@@ -673,6 +678,8 @@ static int s_rig_start(rig_t *g, const actx_t *c, const char *dir, archive_sync_
         archiver_stats(g->arch, &st);
     }
     if (st.last_offset - base < g->published) {
+        if (zsys_interrupted)
+            goto fail;
         fprintf(stderr, "weft bench archive: %" PRIu64 " of %" PRIu64
                         " warm-up events were not archived within %d ms\n",
                 g->published - (st.last_offset - base), g->published, WARM_TIMEOUT_MS);
@@ -693,6 +700,9 @@ typedef struct {
     double commit_p50_us, commit_p99_us; /* archiver's last 1024 commits */
     uint64_t archive_before; /* last offset when the window began */
 } win_t;
+
+/*  Publish calls and commits that failed over the whole run (reported when not zero). */
+static uint64_t s_publish_errors, s_commit_errors;
 
 /*  Publishes n events, at most INFLIGHT_MAX ahead of the archive's last committed offset,
     and waits until the archive holds all of them (or IDLE_END_MS passes without a commit). */
@@ -753,12 +763,14 @@ static int s_window(rig_t *g, const actx_t *c, uint64_t n, win_t *w)
     w->duplicates = st.duplicates - st0.duplicates;
     w->batches = st.batches - st0.batches;
     w->commit_errors = st.commit_errors - st0.commit_errors;
+    s_publish_errors += w->send_errors;
+    s_commit_errors += w->commit_errors;
     w->commit_p50_us = (double)st.commit_p50_us;
     w->commit_p99_us = (double)st.commit_p99_us;
     return 0;
 }
 
-/* ---- replay and round trips ------------------------------------------------------------------- */
+/* ---- replay and round trips ------------------------------------------------------------------ */
 
 typedef struct {
     uint64_t n, expect_offset, out_of_order, bytes;
@@ -859,7 +871,7 @@ static int s_raw_rtt(const char *endpoint, int n, uint32_t *open, uint32_t *fres
     return 0;
 }
 
-/* ---- the parts --------------------------------------------------------------------------------- */
+/* ---- the parts ------------------------------------------------------------------------------- */
 
 typedef struct {
     zres_t zmq;
@@ -882,6 +894,7 @@ typedef struct {
     double *evs;       /* per pass */
     double *cpu_ns;
     double *p99_us;
+    double *ref_evs;   /* per pass: a window on a fresh archive, measured right after */
     uint64_t start;    /* archive size the first window really started at */
 } point_t;
 
@@ -1061,6 +1074,8 @@ static int s_part_growth(const actx_t *c, results_t *R, const char *dir, FILE *o
     fprintf(out, "growth: archiver up (sync always), RssAnon %.1f MiB before the first window\n",
             rss0 / 1024.0);
     uint64_t step = o->big / 20 > o->window ? o->big / 20 : o->window;
+    char ref_dir[PATH_MAX + 32];
+    snprintf(ref_dir, sizeof(ref_dir), "%s-fresh", dir);
     double fills[64];
     int nfills = 0;
     int rc = 0;
@@ -1118,12 +1133,26 @@ static int s_part_growth(const actx_t *c, results_t *R, const char *dir, FILE *o
             pt->evs[p] = w.evs;
             pt->cpu_ns[p] = w.cpu_ns;
             pt->p99_us[p] = w.commit_p99_us;
+            long rss = R->steps[R->nsteps - 1].rss_kib;
+            /* The same window on a fresh archive right after: the machine's speed drifts
+               over a run this long, the pair does not. */
+            rig_t rg;
+            win_t rw;
+            if (s_rig_start(&rg, c, ref_dir, ARCHIVE_SYNC_ALWAYS, true) != 0) {
+                rc = -1;
+                break;
+            }
+            s_window(&rg, c, o->window, &rw);
+            s_rig_stop(&rg);
+            s_rmtree(ref_dir);
+            pt->ref_evs[p] = rw.evs;
             fprintf(out,
                     "growth window %d/%d at %s events: %s ev/s (lost %" PRIu64
-                    ", commit p50 %.2f p99 %.2f ms, cpu %.2f us/ev) | RssAnon %.1f MiB\n",
+                    ", commit p50 %.2f p99 %.2f ms, cpu %.2f us/ev) | RssAnon %.1f MiB | fresh "
+                    "archive %s ev/s (commit p50 %.2f ms) | ratio %.2f\n",
                     p + 1, o->passes, COUNT(w.archive_before), RATE(w.evs), w.lost,
-                    w.commit_p50_us / 1e3, w.commit_p99_us / 1e3, w.cpu_ns / 1e3,
-                    R->steps[R->nsteps - 1].rss_kib / 1024.0);
+                    w.commit_p50_us / 1e3, w.commit_p99_us / 1e3, w.cpu_ns / 1e3, rss / 1024.0,
+                    RATE(rw.evs), rw.commit_p50_us / 1e3, rw.evs > 0 ? w.evs / rw.evs : 0);
             fflush(out);
         }
     }
@@ -1248,14 +1277,17 @@ static void s_usage(FILE *out)
             "Measures the archiver in this process against raw baselines of the same run,\n"
             "medians over passes:\n"
             "  1. durable ingest through a real archiver, fed by a publisher node over TCP\n"
-            "     loopback (static connect, no gossip, at most %d events in flight so none is\n"
-            "     dropped), per sync policy always/interval/none, next to raw LMDB MDB_APPEND\n"
-            "     of the same records (same batch, same sync) and raw libzmq PUB/SUB of the\n"
-            "     same three frames; target (always) >= %.1f x raw zmq;\n"
+            "     loopback (static connect, no gossip, about %d events in flight at most, so\n"
+            "     none is dropped), per sync policy always/interval/none, next to raw LMDB\n"
+            "     MDB_APPEND of the same records (same batch, same sync) and raw libzmq\n"
+            "     PUB/SUB of the same three frames; target (always) >= %.1f x raw zmq;\n"
             "  2. ingest rate of --window events at archive sizes 0, 1M and --big (filled\n"
-            "     through the archiver in between); target rate@big >= %.2f x rate@0;\n"
+            "     through the archiver in between), each window paired with the same window\n"
+            "     into a fresh archive right after; target rate@big >= %.2f x rate@0 (and\n"
+            "     x the fresh archive's rate of the same pass, which cancels drift);\n"
             "  3. RssAnon of this process (archiver + publisher) after every step of 2;\n"
-            "     target flat (growth past the first window <= %.0f%% or %.0f MiB);\n"
+            "     target flat (largest after the windows at --big <= largest after those\n"
+            "     at 0 + %.0f%% or %.0f MiB, whichever is more);\n"
             "  4. weft_replay of --replay events from offset 1 to one client, next to a raw\n"
             "     LMDB cursor scan of the same events; target >= %.0fM ev/s;\n"
             "  5. time from weft_replay to the first callback for replays starting in the\n"
@@ -1278,7 +1310,15 @@ static void s_usage(FILE *out)
             "  --dir DIR    create the run's archives under DIR (default $TMPDIR or /tmp);\n"
             "               they are removed at the end\n"
             "  --keep       keep them\n"
-            "  --json       print one JSON line with the summary (progress goes to stderr)\n",
+            "  --json       print one JSON line with the summary (progress goes to stderr)\n\n"
+            "reported: ingest ev/s = events / (first publish -> the archive's last offset\n"
+            "covers them); raw LMDB = records / the append loop; raw zmq = received / (first\n"
+            "send -> last receive), flat out (it may drop at the HWM); replay = events /\n"
+            "(weft_replay call -> return), scans = events / loop, each on its second pass;\n"
+            "first event = weft_replay call -> first callback (includes its DEALER connect).\n"
+            "Ratios divide medians; the per-pass (paired) ratio medians are printed too; cpu =\n"
+            "process CPU time per event (every thread). Archives are on the filesystem of\n"
+            "--dir; the figures depend on its fsync latency (sync always).\n",
             INFLIGHT_MAX, ZMQ_RATIO_TARGET, GROWTH_TARGET, MEM_FLAT_SHARE * 100, MEM_FLAT_MIB,
             REPLAY_TARGET / 1e6, TTFE_TARGET_NS / 1e6, FILL_BATCH);
 }
@@ -1419,6 +1459,7 @@ int bench_archive(int argc, char **argv)
             o.events = 200000;
     }
     FILE *out = o.json ? stderr : stdout;
+    zsys_set_logstream(stderr); /* node and archiver logs stay off stdout (--json) */
 
     actx_t *c = calloc(1, sizeof(actx_t));
     results_t R = {0};
@@ -1428,16 +1469,17 @@ int bench_archive(int argc, char **argv)
     R.ttfe = calloc((size_t)o.samples, sizeof(uint32_t));
     R.rtt_open = calloc((size_t)o.samples, sizeof(uint32_t));
     R.rtt_fresh = calloc((size_t)o.samples, sizeof(uint32_t));
-    double *pt_mem = calloc((size_t)P * 9, sizeof(double));
+    double *pt_mem = calloc((size_t)P * 12, sizeof(double));
     int status = 1;
     if (!c || !R.ingest || !R.replay || !R.ttfe || !R.rtt_open || !R.rtt_fresh || !pt_mem) {
         fprintf(stderr, "weft bench archive: out of memory\n");
         goto done;
     }
     for (int k = 0; k < 3; k++) {
-        R.points[k].evs = pt_mem + (size_t)k * 3 * P;
-        R.points[k].cpu_ns = pt_mem + (size_t)k * 3 * P + P;
-        R.points[k].p99_us = pt_mem + (size_t)k * 3 * P + 2 * P;
+        R.points[k].evs = pt_mem + (size_t)k * 4 * P;
+        R.points[k].cpu_ns = pt_mem + (size_t)k * 4 * P + P;
+        R.points[k].p99_us = pt_mem + (size_t)k * 4 * P + 2 * P;
+        R.points[k].ref_evs = pt_mem + (size_t)k * 4 * P + 3 * P;
     }
     c->o = &o;
     if (s_prepare_frames(c) != 0) {
@@ -1566,7 +1608,7 @@ int bench_archive(int argc, char **argv)
 
     /* growth */
     int np = 0;
-    double g_evs[3] = {0}, g_cpu[3] = {0};
+    double g_evs[3] = {0}, g_cpu[3] = {0}, g_ref[3] = {0}, g_pair[3] = {0};
     for (int k = 0; k < R.npoints; k++) {
         int filled = 0;
         for (int p = 0; p < P; p++)
@@ -1575,6 +1617,11 @@ int bench_archive(int argc, char **argv)
             break;
         g_evs[k] = s_median(R.points[k].evs, P);
         g_cpu[k] = s_median(R.points[k].cpu_ns, P);
+        g_ref[k] = s_median(R.points[k].ref_evs, P);
+        double pr[P];
+        for (int p = 0; p < P; p++)
+            pr[p] = R.points[k].ref_evs[p] > 0 ? R.points[k].evs[p] / R.points[k].ref_evs[p] : 0;
+        g_pair[k] = s_median(pr, P);
         np++;
     }
     double g_ratio = np >= 2 && g_evs[0] > 0 ? g_evs[np - 1] / g_evs[0] : 0;
@@ -1585,15 +1632,27 @@ int bench_archive(int argc, char **argv)
         for (int k = 0; k < np; k++)
             len += snprintf(line + len, sizeof(line) - (size_t)len, "%s @%s %s ev/s",
                             k ? " |" : "", COUNT(R.points[k].size), RATE(g_evs[k]));
+        len += snprintf(line + len, sizeof(line) - (size_t)len, " | ratio @%s/@0 %.2f",
+                        COUNT(R.points[np - 1].size), g_ratio);
+        len += snprintf(line + len, sizeof(line) - (size_t)len,
+                        " | fresh archive alongside");
+        for (int k = 0; k < np; k++)
+            len += snprintf(line + len, sizeof(line) - (size_t)len, "%s%s", k ? "/" : " ",
+                            RATE(g_ref[k]));
+        len += snprintf(line + len, sizeof(line) - (size_t)len, " ev/s, paired ratio");
+        for (int k = 1; k < np; k++)
+            len += snprintf(line + len, sizeof(line) - (size_t)len, " @%s %.2f",
+                            COUNT(R.points[k].size), g_pair[k]);
         fprintf(out,
-                "%s | ratio @%s/@0 %.2f (target >= %.2f) | fill %s ev/s | lost %" PRIu64
-                " repaired %" PRIu64 " | cpu per event %.2f -> %.2f us\n",
-                line, COUNT(R.points[np - 1].size), g_ratio, GROWTH_TARGET, RATE(R.fill_evs),
-                R.growth_lost, R.growth_repaired, g_cpu[0] / 1e3, g_cpu[np - 1] / 1e3);
+                "%s (target >= %.2f) | fill %s ev/s | lost %" PRIu64 " repaired %" PRIu64
+                " | cpu per event %.2f -> %.2f us\n",
+                line, GROWTH_TARGET, RATE(R.fill_evs), R.growth_lost, R.growth_repaired,
+                g_cpu[0] / 1e3, g_cpu[np - 1] / 1e3);
     }
 
     /* memory */
     long mem_base = -1, mem_last = -1, mem_max = -1, heap_base = -1, heap_last = -1;
+    bool judged = false;
     bool mem_flat = true;
     double mem_growth_mib = 0, mem_max_mib = 0;
     if (R.nsteps > 0) {
@@ -1633,17 +1692,24 @@ int bench_archive(int argc, char **argv)
             if (allowed < MEM_FLAT_MIB)
                 allowed = MEM_FLAT_MIB;
             mem_flat = mem_growth_mib <= allowed;
+            /* Before the publisher's outbox is full its ring still grows: no verdict then. */
+            judged = b->at + b->events >= strtoull(outbox, NULL, 10);
             heap_base = b->heap_kib;
             heap_last = l->heap_kib;
             fprintf(out,
-                    "archive memory: RssAnon %.1f MiB at %s events -> %.1f MiB at %s events "
-                    "(%+.1f MiB, %+.1f%%; peak of the series %+.1f MiB) | %s (target flat: "
-                    "growth <= %.1f MiB) | heap in use %.1f -> %.1f MiB | archiver in this "
-                    "process, with the publisher node (its outbox holds %s events)\n",
-                    mem_base / 1024.0, COUNT(b->at + b->events), mem_last / 1024.0,
-                    COUNT(l->at + l->events), mem_growth_mib,
+                    "archive memory: RssAnon @0 %.1f MiB -> @%s %.1f MiB (largest after the "
+                    "windows at each point; %+.1f MiB, %+.1f%%; peak of the series %+.1f MiB) | "
+                    "%s (target flat: growth <= %.1f MiB) | heap in use %.1f -> %.1f MiB | "
+                    "archiver in this process, with the publisher node (its outbox holds %s "
+                    "events)\n",
+                    mem_base / 1024.0, COUNT(R.points[last_pt].size), mem_last / 1024.0,
+                    mem_growth_mib,
                     mem_base > 0 ? 100.0 * (double)(mem_last - mem_base) / (double)mem_base : 0,
-                    mem_max_mib, mem_flat ? "flat" : "GROWS", allowed, heap_base / 1024.0,
+                    mem_max_mib,
+                    !judged   ? "not judged: the windows at 0 end before the outbox is full"
+                    : mem_flat ? "flat"
+                               : "GROWS",
+                    allowed, heap_base / 1024.0,
                     heap_last / 1024.0, outbox);
         }
     }
@@ -1685,6 +1751,10 @@ int bench_archive(int argc, char **argv)
                 rf.p99 / 1e3, rf.p50 > 0 ? ft.p50 / rf.p50 : 0,
                 R.ttfe_bad ? " | SOME FIRST-EVENT REPLAYS FAILED" : "");
     }
+    if (s_publish_errors || s_commit_errors)
+        fprintf(out, "WARNING: %" PRIu64 " weft_publish calls and %" PRIu64 " archiver commits "
+                     "failed during the run\n",
+                s_publish_errors, s_commit_errors);
     if (R.grown)
         fprintf(out, "disk: the grown archive (%s events) uses %.2f GiB (%.0f B/event; "
                      "estimated %.0f)\n",
@@ -1711,33 +1781,38 @@ int bench_archive(int argc, char **argv)
                ",\"ingest_ratio_target\":%.2f,\"growth\":{\"points\":[",
                z_evs, z_cpu, z_lost, ZMQ_RATIO_TARGET);
         for (int k = 0; k < np; k++)
-            printf("%s{\"size\":%" PRIu64 ",\"start\":%" PRIu64 ",\"evs\":%.0f,\"cpu_ns\":%.0f}",
-                   k ? "," : "", R.points[k].size, R.points[k].start, g_evs[k], g_cpu[k]);
-        printf("],\"ratio\":%.3f,\"target\":%.2f,\"fill_evs\":%.0f,\"lost\":%" PRIu64
-               ",\"repaired\":%" PRIu64 "},\"memory\":{\"series\":[",
-               g_ratio, GROWTH_TARGET, R.fill_evs, R.growth_lost, R.growth_repaired);
+            printf("%s{\"size\":%" PRIu64 ",\"start\":%" PRIu64 ",\"evs\":%.0f,\"cpu_ns\":%.0f,"
+                   "\"fresh_evs\":%.0f,\"ratio_to_fresh\":%.3f}",
+                   k ? "," : "", R.points[k].size, R.points[k].start, g_evs[k], g_cpu[k],
+                   g_ref[k], g_pair[k]);
+        printf("],\"ratio\":%.3f,\"ratio_paired\":%.3f,\"target\":%.2f,\"fill_evs\":%.0f,"
+               "\"lost\":%" PRIu64 ",\"repaired\":%" PRIu64 "},\"memory\":{\"series\":[",
+               g_ratio, np >= 2 ? g_pair[np - 1] : 0, GROWTH_TARGET, R.fill_evs, R.growth_lost,
+               R.growth_repaired);
         for (int i = 0; i < R.nsteps; i++)
             printf("%s{\"events\":%" PRIu64 ",\"rss_anon_kib\":%ld,\"heap_kib\":%ld,"
                    "\"window\":%s,\"evs\":%.0f}",
                    i ? "," : "", R.steps[i].at + R.steps[i].events, R.steps[i].rss_kib,
-                   R.steps[i].heap_kib,
-                   R.steps[i].window ? "true" : "false", R.steps[i].evs);
+                   R.steps[i].heap_kib, R.steps[i].window ? "true" : "false", R.steps[i].evs);
         printf("],\"base_kib\":%ld,\"last_kib\":%ld,\"peak_kib\":%ld,\"heap_base_kib\":%ld,"
-               "\"heap_last_kib\":%ld,\"flat\":%s},"
+               "\"heap_last_kib\":%ld,\"flat\":%s,\"judged\":%s},"
                "\"replay\":{\"weft_evs\":%.0f,\"raw_scan_evs\":%.0f,\"store_scan_evs\":%.0f,"
                "\"ratio\":%.3f,\"target_evs\":%.0f,\"cpu_ns\":%.0f,\"incomplete\":%" PRIu64 "},"
                "\"first_event\":{\"samples\":%d,\"from_offset\":%" PRIu64 ",\"archive\":%" PRIu64
                ",\"p50_ns\":%.0f,\"p99_ns\":%.0f,\"max_ns\":%.0f,\"target_ns\":%d,"
                "\"failed\":%" PRIu64 ",\"raw_rtt_ns\":{\"p50\":%.0f,\"p99\":%.0f},"
                "\"raw_rtt_new_connection_ns\":{\"p50\":%.0f,\"p99\":%.0f}},"
-               "\"disk_bytes\":%" PRIu64 ",\"timer_ns\":%.1f,\"passes_done\":%d}\n",
-               mem_base, mem_last, mem_max, heap_base, heap_last, mem_flat ? "true" : "false", r_weft, r_raw, r_store,
-               r_raw > 0 ? r_weft / r_raw : 0, REPLAY_TARGET, r_cpu, r_disorder, R.nttfe,
-               R.grown / 2, R.grown, ft.p50, ft.p99, ft.max, TTFE_TARGET_NS, R.ttfe_bad, ro.p50,
-               ro.p99, rf.p50, rf.p99, R.grown_disk, timer_ns, n1);
+               "\"disk_bytes\":%" PRIu64 ",\"publish_errors\":%" PRIu64
+               ",\"commit_errors\":%" PRIu64 ",\"timer_ns\":%.1f,\"passes_done\":%d}\n",
+               mem_base, mem_last, mem_max, heap_base, heap_last, mem_flat ? "true" : "false",
+               judged ? "true" : "false",
+               r_weft, r_raw, r_store, r_raw > 0 ? r_weft / r_raw : 0, REPLAY_TARGET, r_cpu,
+               r_disorder, R.nttfe, R.grown / 2, R.grown, ft.p50, ft.p99, ft.max, TTFE_TARGET_NS,
+               R.ttfe_bad, ro.p50, ro.p99, rf.p50, rf.p99, R.grown_disk, s_publish_errors,
+               s_commit_errors, timer_ns, n1);
         fflush(stdout);
     }
-    status = rc ? 1 : zsys_interrupted ? 130 : 0;
+    status = zsys_interrupted ? 130 : rc ? 1 : 0;
 
 done:
     if (c && c->root[0]) {
