@@ -25,8 +25,23 @@ bool archiver_wants(archiver_t *self, const char *topic, size_t len)
     return false;
 }
 
+static seen_t *s_seen_lookup(archiver_t *self, uint64_t inst, bool *is_new);
+
 /*  What the archive already holds of a source this run has not seen yet. */
 static seen_t *s_seen(archiver_t *self, uint64_t inst, bool *is_new)
+{
+    /* Events come in runs from one source: the last one is cached. */
+    if (self->last_seen && self->last_seen_inst == inst) {
+        *is_new = false;
+        return self->last_seen;
+    }
+    seen_t *s = s_seen_lookup(self, inst, is_new);
+    self->last_seen = s;
+    self->last_seen_inst = inst;
+    return s;
+}
+
+static seen_t *s_seen_lookup(archiver_t *self, uint64_t inst, bool *is_new)
 {
     char key[17];
     snprintf(key, sizeof(key), "%016" PRIx64, inst);
@@ -34,8 +49,10 @@ static seen_t *s_seen(archiver_t *self, uint64_t inst, bool *is_new)
     *is_new = s == NULL;
     if (s)
         return s;
-    if (zhashx_size(self->seen) >= 65536)
+    if (zhashx_size(self->seen) >= 65536) {
         zhashx_purge(self->seen); /* bounded; the store still dedupes */
+        self->last_seen = NULL;
+    }
     s = calloc(1, sizeof(*s));
     assert(s);
     archive_reader_begin(self->hwm_reader);

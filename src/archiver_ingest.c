@@ -3,10 +3,11 @@
     Two batches: handlers (and the repair thread) append to `filling` under ingest_lock; the
     writer swaps it for the empty one and commits outside the lock, so receiving goes on while
     LMDB syncs. A batch closes at batch_events events or batch_ms after its first event,
-    whichever comes first. When the filling batch is full and the writer still busy, appenders
-    wait: the node's receive queue then absorbs the burst, and beyond its high-water mark the
-    publishers drop towards us and we repair from their outboxes later. Nothing grows without
-    bound.
+    whichever comes first; while the writer is syncing, the filling batch keeps growing (up to
+    64 x batch_events or 64 MiB), so a slow fsync means bigger batches rather than slower
+    ingest. Past that bound appenders wait: the node's receive queue then absorbs the burst,
+    and beyond its high-water mark the publishers drop towards us and we repair from their
+    outboxes later. Nothing grows without bound.
 
     Between commits the writer syncs (policy interval), applies retention in steps of at most
     1000 events, and tells the server thread that new offsets exist (live replays).
@@ -17,6 +18,7 @@
 #include <time.h>
 
 #define TRIM_STEP 1000
+#define BATCH_GROWTH 64 /* a batch may grow to 64 x batch_events while the writer is busy */
 
 static int s_batch_reserve(batch_t *b, size_t bytes)
 {
@@ -48,9 +50,18 @@ static int s_batch_reserve(batch_t *b, size_t bytes)
     return 0;
 }
 
+/*  The writer closes a batch at batch_events (or batch_ms). */
 static bool s_batch_full(const archiver_t *self, const batch_t *b)
 {
     return b->n >= self->opts.batch_events || b->used >= BATCH_BYTES_MAX;
+}
+
+/*  Appenders wait only at a much larger bound: while the writer syncs, events keep gathering
+    in the filling batch, and the next commit takes all of them. So a slow fsync makes
+    batches bigger instead of making ingest wait for each batch's sync. */
+static bool s_batch_blocked(const archiver_t *self, const batch_t *b)
+{
+    return b->n >= self->opts.batch_events * BATCH_GROWTH || b->used >= BATCH_BYTES_MAX;
 }
 
 int archiver_ingest_add(archiver_t *self, const char *topic, size_t topic_size,
@@ -59,7 +70,7 @@ int archiver_ingest_add(archiver_t *self, const char *topic, size_t topic_size,
 {
     size_t bytes = topic_size + envelope_size + payload_size;
     pthread_mutex_lock(&self->ingest_lock);
-    while (!self->stopping && s_batch_full(self, self->filling))
+    while (!self->stopping && s_batch_blocked(self, self->filling))
         pthread_cond_wait(&self->ingest_cond, &self->ingest_lock);
     if (self->stopping) {
         pthread_mutex_unlock(&self->ingest_lock);

@@ -49,6 +49,8 @@ struct archiver_t {
 
     /* node thread only */
     zhashx_t *seen;               /* inst hex -> seen_t */
+    seen_t *last_seen;            /* cache: the source of the previous event */
+    uint64_t last_seen_inst;
     archive_reader_t *hwm_reader; /* for the archived high-water mark of a new source */
 
     /* ingest: under ingest_lock */
