@@ -373,8 +373,16 @@ static void s_handle_monitor(self_t *self)
         endpoint = addr ? zframe_strdup(addr) : NULL;
         if (endpoint && event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
             peers_endpoint_handshake(self->peers, endpoint, true);
-        else if (endpoint && event == ZMQ_EVENT_DISCONNECTED)
+        else if (endpoint && event == ZMQ_EVENT_DISCONNECTED) {
             peers_endpoint_handshake(self->peers, endpoint, false);
+            /* Do not let ZeroMQ reconnect to a learned peer's endpoint on its own: whatever
+               listens there next may be another process. If the peer is still alive, its next
+               heartbeat (its publisher reconnects to us) connects us again. Static peers keep
+               ZeroMQ's reconnection. */
+            for (peer_t *p = peers_first(self->peers); p; p = peers_next(self->peers))
+                if (p->connected && strcmp(p->sub, endpoint) == 0)
+                    s_peer_disconnect(self, p);
+        }
         else if (endpoint && event == ZMQ_EVENT_CONNECT_RETRIED)
             peers_endpoint_refused(self->peers, endpoint);
     }
