@@ -42,6 +42,8 @@ static const key_row_t s_keys[] = {
     {"outbox/events", "100000", KIND_NUM, "events the outbox keeps for FETCH (oldest evicted first)"},
     {"outbox/bytes", "64M", KIND_SIZE, "bytes the outbox keeps for FETCH"},
     {"limits/max_payload", "1M", KIND_SIZE, "largest payload accepted or sent"},
+    {"limits/topic_rates", "", KIND_TEXT, "per-prefix publish limits: PREFIX=RATE[/BURST],... (events/s)"},
+    {"limits/rate_policy", "reject", KIND_TEXT, "over a limit: reject (error) or drop (counted)"},
     {"net/sndhwm", "100000", KIND_NUM, "messages queued per peer before sends to it are dropped"},
     {"net/rcvhwm", "100000", KIND_NUM, "messages queued on receive before ZeroMQ drops"},
     {"heartbeat/interval", "1000", KIND_NUM, "ms between heartbeats on _weft.hb"},

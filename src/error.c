@@ -24,6 +24,7 @@ static const err_row_t s_errors[] = {
     {WEFT_EREMOTE, "remote_error", "the remote side answered with an error"},
     {WEFT_EGONE, "gone", "no longer held (evicted)"},
     {WEFT_EHANDLER, "handler_failed", "the handler reported a failure"},
+    {WEFT_ERATE, "rate_limited", "the topic's rate limit refused the event"},
 };
 
 static const err_row_t *s_find(int err)

@@ -52,9 +52,10 @@ void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb,
     ctl_pack_kv_uint(&pk, "peers_up", st.peers_up);
     ctl_pack_kv_uint(&pk, "peers_down", st.peers_down);
     ctl_pack_str(&pk, "counters");
-    msgpack_pack_map(&pk, 13);
+    msgpack_pack_map(&pk, 14);
     ctl_pack_kv_uint(&pk, "published", st.published);
     ctl_pack_kv_uint(&pk, "publish_errors", st.publish_errors);
+    ctl_pack_kv_uint(&pk, "rate_limited", st.rate_limited);
     ctl_pack_kv_uint(&pk, "received", st.received);
     ctl_pack_kv_uint(&pk, "delivered", st.delivered);
     ctl_pack_kv_uint(&pk, "dropped", st.dropped);

@@ -24,6 +24,7 @@ int envelope_encode_prefixed(uint8_t *buf, size_t cap, const uint8_t *prefix, si
 void envelope_id_at(uint8_t id[WEFT_ID_SIZE], int64_t now_ns);
 
 static bool s_on_actor_thread(weft_node_t *self);
+static int s_rate_parse(weft_node_t *self, const char *spec);
 
 int weft_event_fail(weft_event_t *event, const char *code, const char *fmt, ...)
 {
@@ -57,7 +58,8 @@ static weft_config_t *s_config_copy(weft_config_t *from)
         "node/linger",
         "node/loopback", "node/settle", "gossip/seeds", "gossip/bind", "peers/connect",
         "peers/down_beats", "peers/disconnect_after", "outbox/events", "outbox/bytes",
-        "limits/max_payload", "net/sndhwm", "net/rcvhwm", "heartbeat/interval", "log/verbose"};
+        "limits/max_payload", "limits/topic_rates", "limits/rate_policy", "net/sndhwm",
+        "net/rcvhwm", "heartbeat/interval", "log/verbose"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         weft_config_set(copy, keys[i], weft_config_get(from, keys[i]));
     return copy;
@@ -114,6 +116,17 @@ weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err)
     self->settle_ms = (int)weft_config_get_int(cfg, "node/settle", 200);
     self->linger_ms = (int)weft_config_get_int(cfg, "node/linger", 500);
     self->loopback = weft_config_get_int(cfg, "node/loopback", 1) != 0;
+    const char *policy = weft_config_get(cfg, "limits/rate_policy");
+    self->rate_drop = policy && strcmp(policy, "drop") == 0;
+    if ((policy && strcmp(policy, "drop") != 0 && strcmp(policy, "reject") != 0) ||
+        s_rate_parse(self, weft_config_get(cfg, "limits/topic_rates")) != 0) {
+        zsys_error("weft: limits/rate_policy must be reject or drop; limits/topic_rates "
+                   "PREFIX=RATE[/BURST],...");
+        *err = WEFT_ECONFIG;
+        weft_config_destroy(&self->config);
+        free(self);
+        return NULL;
+    }
     self->verbose = weft_config_get_int(cfg, "log/verbose", 0) != 0;
     if (self->heartbeat_ms < 10)
         self->heartbeat_ms = 10;
@@ -216,6 +229,63 @@ static int s_check_meta(const weft_meta_t *meta)
     return WEFT_OK;
 }
 
+/*  Takes a token from the bucket of the longest prefix matching topic; false when empty.
+    Under pub_lock. */
+static bool s_rate_take(weft_node_t *self, const char *topic, size_t len, int64_t now_ns)
+{
+    rate_bucket_t *b = NULL;
+    for (size_t i = 0; i < self->nbuckets; i++) {
+        rate_bucket_t *c = &self->buckets[i];
+        if (c->len <= len && memcmp(c->prefix, topic, c->len) == 0 && (!b || c->len > b->len))
+            b = c;
+    }
+    if (!b)
+        return true;
+    double refill = (double)(now_ns - b->last_ns) * 1e-9 * b->rate;
+    b->last_ns = now_ns;
+    b->tokens = b->tokens + refill > b->burst ? b->burst : b->tokens + refill;
+    if (b->tokens < 1.0)
+        return false;
+    b->tokens -= 1.0;
+    return true;
+}
+
+/*  Parses limits/topic_rates: "PREFIX=RATE[/BURST],..." (burst defaults to the rate, at least
+    1). Returns 0, or -1 with a message logged. */
+static int s_rate_parse(weft_node_t *self, const char *spec)
+{
+    if (!spec || !*spec)
+        return 0;
+    char *copy = strdup(spec), *save = NULL;
+    int rc = 0;
+    for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
+         item = strtok_r(NULL, ",", &save)) {
+        char *eq = strrchr(item, '=');
+        char *end = NULL;
+        double rate = eq ? strtod(eq + 1, &end) : -1;
+        double burst = rate;
+        if (end && *end == '/')
+            burst = strtod(end + 1, &end);
+        if (!eq || rate <= 0 || burst <= 0 || (end && *end) || self->nbuckets == RATE_BUCKETS_MAX ||
+            (size_t)(eq - item) > WEFT_TOPIC_MAX) {
+            zsys_error("weft: limits/topic_rates: bad item '%s' (PREFIX=RATE[/BURST], at most %d)",
+                       item, RATE_BUCKETS_MAX);
+            rc = -1;
+            break;
+        }
+        rate_bucket_t *b = &self->buckets[self->nbuckets++];
+        memcpy(b->prefix, item, (size_t)(eq - item));
+        b->prefix[eq - item] = 0;
+        b->len = (size_t)(eq - item);
+        b->rate = rate;
+        b->burst = burst < 1 ? 1 : burst;
+        b->tokens = b->burst;
+        b->last_ns = weft_now_ns();
+    }
+    free(copy);
+    return rc;
+}
+
 int64_t node_publish_locked(weft_node_t *self, const char *topic, size_t topic_len,
                             const void *payload, size_t size, const weft_meta_t *meta,
                             bool fabric, uint8_t id_out[WEFT_ID_SIZE])
@@ -235,6 +305,11 @@ int64_t node_publish_locked(weft_node_t *self, const char *topic, size_t topic_l
     }
     uint64_t seq = fabric ? 0 : self->seq + 1;
     int64_t ts = weft_now_ns();
+    if (!fabric && self->nbuckets && !s_rate_take(self, topic, topic_len, ts)) {
+        pthread_mutex_unlock(&self->pub_lock);
+        atomic_fetch_add(&self->counters.rate_limited, 1);
+        return self->rate_drop ? 0 : WEFT_ERATE;
+    }
     envelope_id_at(id, ts);
     int n = envelope_encode_prefixed(self->env_buf, sizeof(self->env_buf), self->env_prefix,
                                      self->env_prefix_len, id, seq, ts, opt);
@@ -280,7 +355,7 @@ int64_t weft_publish(weft_node_t *self, const char *topic, const void *payload, 
                                       false, id_out);
     if (seq > 0)
         atomic_fetch_add(&self->counters.published, 1);
-    else
+    else if (seq < 0)
         atomic_fetch_add(&self->counters.publish_errors, 1);
     return seq;
 }
@@ -493,6 +568,7 @@ void weft_node_stats(weft_node_t *self, weft_stats_t *s)
     s->dead_letter_pending = atomic_load(&c->dead_letter_pending);
     s->dead_letter_dropped = atomic_load(&c->dead_letter_dropped);
     s->retries = atomic_load(&c->retries);
+    s->rate_limited = atomic_load(&c->rate_limited);
     s->redelivered = atomic_load(&c->redelivered);
     s->malformed = atomic_load(&c->malformed);
     s->ctl_requests = atomic_load(&c->ctl_requests);

@@ -25,7 +25,7 @@
 typedef struct {
     atomic_uint_fast64_t published, publish_errors, received, delivered, dropped, gaps, repaired,
         handler_errors, dead_lettered, malformed, ctl_requests, ctl_errors, dead_letter_pending,
-        dead_letter_dropped, retries, redelivered, unrepaired;
+        dead_letter_dropped, retries, redelivered, unrepaired, rate_limited;
     atomic_uint_fast32_t peers_up, peers_down;
 } node_counters_t;
 
@@ -38,6 +38,16 @@ typedef struct {
     atomic_int_fast64_t last_learned_ms; /* monotonic ms of the last new peer */
 } node_readiness_t;
 
+
+#define RATE_BUCKETS_MAX 32
+
+/*  A token bucket: up to `burst` events at once, refilled at `rate` per second. */
+typedef struct {
+    char prefix[WEFT_TOPIC_MAX + 1];
+    size_t len;
+    double rate, burst, tokens;
+    int64_t last_ns;
+} rate_bucket_t;
 
 struct weft_node_t {
     /* immutable after start */
@@ -70,6 +80,9 @@ struct weft_node_t {
     outbox_t *outbox;
     topic_table_t *pub_topics;     /* events published per topic */
     uint64_t hb_subs_seen;         /* "_weft.hb" subscriptions received on the XPUB */
+    rate_bucket_t buckets[RATE_BUCKETS_MAX]; /* storm control (limits/topic_rates) */
+    size_t nbuckets;
+    bool rate_drop;                /* policy drop (else reject) */
     weft_heartbeat_extra_fn *hb_extra; /* role figures for heartbeats, or NULL */
     void *hb_extra_arg;
     bool stopping;

@@ -300,6 +300,59 @@ TEST_CASE("when the seed's holder stops, another node takes the seed and newcome
     weft_node_destroy(&b);
 }
 
+TEST_CASE("a topic rate limit refuses (or drops) what is over it, per prefix", t_storm)
+{
+    weft_config_t *cfg = s_config(NULL, false);
+    CHECK(weft_config_set(cfg, "limits/topic_rates", "noisy.=1/10,noisy.very.=1/2") == WEFT_OK);
+    weft_node_t *node = weft_node_new("stormy", cfg, NULL);
+    weft_config_destroy(&cfg);
+    CHECK(node);
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 50; i++) {
+        int64_t rc = weft_publish(node, "noisy.x", "x", 1, NULL, NULL);
+        ok += rc > 0;
+        refused += rc == WEFT_ERATE;
+    }
+    /* The burst of 10 (plus at most a token refilled meanwhile), the rest refused. */
+    CHECK(ok >= 10 && ok <= 11);
+    CHECK_EQ_INT(ok + refused, 50);
+    /* The longest prefix applies; other topics are not limited. */
+    int very = 0;
+    for (int i = 0; i < 10; i++)
+        very += weft_publish(node, "noisy.very.loud", "x", 1, NULL, NULL) > 0;
+    CHECK(very >= 2 && very <= 3);
+    for (int i = 0; i < 100; i++)
+        CHECK(weft_publish(node, "calm.x", "x", 1, NULL, NULL) > 0);
+    weft_stats_t st;
+    weft_node_stats(node, &st);
+    CHECK_EQ_INT(st.rate_limited, (uint64_t)refused + (uint64_t)(10 - very));
+    weft_node_destroy(&node);
+
+    /* Policy drop: 0 instead of an error, counted, not a publish error. */
+    cfg = s_config(NULL, false);
+    weft_config_set(cfg, "limits/topic_rates", "=1/5");
+    weft_config_set(cfg, "limits/rate_policy", "drop");
+    node = weft_node_new("dropper", cfg, NULL);
+    weft_config_destroy(&cfg);
+    CHECK(node);
+    int zero = 0;
+    for (int i = 0; i < 20; i++)
+        zero += weft_publish(node, "any.thing", "x", 1, NULL, NULL) == 0;
+    CHECK(zero >= 14);
+    weft_node_stats(node, &st);
+    CHECK_EQ_INT(st.publish_errors, 0);
+    CHECK_EQ_INT(st.rate_limited, (uint64_t)zero);
+    weft_node_destroy(&node);
+
+    /* A malformed limit is a configuration error. */
+    cfg = s_config(NULL, false);
+    weft_config_set(cfg, "limits/topic_rates", "oops");
+    int err = 0;
+    CHECK(weft_node_new("bad", cfg, &err) == NULL);
+    CHECK_EQ_INT(err, WEFT_ECONFIG);
+    weft_config_destroy(&cfg);
+}
+
 TEST_CASE("configuration resolves code over environment over file over defaults", t_config)
 {
     char path[] = "/tmp/weft-test-cfg-XXXXXX";
@@ -344,6 +397,7 @@ int main(void)
     RUN_CASE("FETCH over an event too big for the outbox counts it missing and ends", t_fetch_hole);
     RUN_CASE("when the seed's holder stops, another node takes the seed and newcomers are found",
              t_seed_takeover);
+    RUN_CASE("a topic rate limit refuses (or drops) what is over it, per prefix", t_storm);
     RUN_CASE("configuration resolves code over environment over file over defaults", t_config);
     return TEST_EXIT();
 }

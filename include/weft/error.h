@@ -28,6 +28,7 @@ typedef enum {
     WEFT_EREMOTE = -13,   /* the remote side answered ERR; see the reply's code and message */
     WEFT_EGONE = -14,     /* the data asked for is no longer held (evicted from an outbox) */
     WEFT_EHANDLER = -15,  /* a handler reported failure (see weft_event_fail) */
+    WEFT_ERATE = -16,     /* a rate limit of the topic refused the event (limits/topic_rates) */
 } weft_err_t;
 
 /*  Returns a static, human-readable sentence for an error code; never NULL. Unknown codes give

@@ -135,6 +135,7 @@ typedef struct {
     uint64_t dead_letter_dropped; /* events that could not be dead-lettered (queue full, or
                                      no_dead_letter) */
     uint64_t retries;         /* local handler retries */
+    uint64_t rate_limited;    /* events refused or dropped by a topic rate limit */
     uint64_t redelivered;     /* REDELIVER requests served */
     uint64_t malformed;       /* data messages rejected by the decoder */
     uint64_t ctl_requests;    /* control requests served */
@@ -164,9 +165,12 @@ void weft_node_destroy(weft_node_t **self_p);
     a peer's queue is full the event is not sent to it (it stays in the outbox, from which a
     receiver can FETCH it). topic must pass weft_topic_check and must not start with "_weft.".
     payload may be NULL when size is 0. meta may be NULL.
-    Returns the event's seq (>= 1), or WEFT_ETOPIC, WEFT_ERESERVED, WEFT_ETOOBIG (payload over
-    max_payload, or envelope over 64 KiB), WEFT_EINVAL (NULL node, bad meta), WEFT_ESTATE
-    (node stopping). If id_out is not NULL the event id is copied there. */
+    Storm control: limits/topic_rates sets token buckets per topic prefix (the longest
+    matching prefix applies); over its limit an event is refused with WEFT_ERATE (policy
+    reject, the default) or discarded with return value 0 (policy drop); both are counted.
+    Returns the event's seq (>= 1), 0 (dropped by a rate limit), or WEFT_ETOPIC,
+    WEFT_ERESERVED, WEFT_ETOOBIG (payload over max_payload, or envelope over 64 KiB),
+    WEFT_EINVAL (NULL node, bad meta), WEFT_ERATE, WEFT_ESTATE (node stopping). If id_out is not NULL the event id is copied there. */
 int64_t weft_publish(weft_node_t *self, const char *topic, const void *payload, size_t size,
                      const weft_meta_t *meta, uint8_t id_out[WEFT_ID_SIZE]);
 
