@@ -32,6 +32,7 @@ static const key_row_t s_keys[] = {
     {"node/advertise", "", KIND_TEXT, "host to announce when binding a wildcard address"},
     {"node/service", "", KIND_TEXT, "service endpoint a role node announces (set by archiver, DLQ)"},
     {"node/linger", "500", KIND_NUM, "ms to flush outgoing messages when the node stops"},
+    {"node/state_dir", "weft-state", KIND_TEXT, "where durable consumers keep their checkpoints"},
     {"node/loopback", "1", KIND_BOOL, "deliver the node's own events to its own subscriptions"},
     {"node/settle", "200", KIND_NUM, "ms without a new peer before weft_node_wait_peers returns"},
     {"gossip/seeds", "tcp://127.0.0.1:5670", KIND_TEXT, "comma-separated gossip seeds; none = no gossip"},

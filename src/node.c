@@ -55,7 +55,7 @@ static weft_config_t *s_config_copy(weft_config_t *from)
         return copy;
     static const char *keys[] = {
         "node/name", "node/role", "node/bind", "node/ctl_bind", "node/advertise", "node/service",
-        "node/linger",
+        "node/linger", "node/state_dir",
         "node/loopback", "node/settle", "gossip/seeds", "gossip/bind", "peers/connect",
         "peers/down_beats", "peers/disconnect_after", "outbox/events", "outbox/bytes",
         "limits/max_payload", "limits/topic_rates", "limits/rate_policy", "net/sndhwm",

@@ -69,12 +69,31 @@ weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_hand
     sub->arg = arg;
     sub->id = ++self->next_sub_id;
     node_dlq_sub_init(sub, options, self->node->name);
-    sub->repair = options && options->repair;
+    sub->repair = options && (options->repair || options->consumer);
+    weft_sub_options_t resumed;
+    if (options && options->consumer && *options->consumer) {
+        int64_t since = 0;
+        int rc = node_durable_open(self, sub, options->consumer, &since);
+        if (rc != WEFT_OK) {
+            free(sub);
+            *err = rc;
+            return NULL;
+        }
+        if (since) { /* resume: catch up from the checkpoint */
+            resumed = *options;
+            resumed.start = WEFT_START_TIME;
+            resumed.since_ns = since;
+            options = &resumed;
+        }
+    }
     if (sub->repair)
         self->repair_subs++;
     if (options && options->start != WEFT_START_LIVE) {
         int rc = catchup_start(self, sub, options);
         if (rc != WEFT_OK) {
+            if (sub->repair)
+                self->repair_subs--;
+            node_durable_close(self, sub);
             free(sub);
             *err = rc;
             return NULL;
@@ -104,6 +123,7 @@ int node_actor_unsubscribe(void *actor_self, weft_sub_t *sub)
     if (sub->repair)
         self->repair_subs--;
     catchup_stop(self, sub);
+    node_durable_close(self, sub);
     if (self->dispatching) {
         sub->dead = true;
         self->sweep = true;
@@ -168,17 +188,24 @@ void node_actor_call(self_t *self, weft_sub_t *sub, const char *topic,
                      size_t envelope_size, const void *payload, size_t size)
 {
     size_t tlen = strlen(topic);
+    if (sub->durable && node_durable_seen(sub, env))
+        return; /* handled before (this run or an earlier one) */
+    bool settled;
     if (!node_dlq_breaker_allows(self, sub, node_mono_ms())) {
-        node_dlq_outcome(self, sub, false, 0, topic, tlen, envelope_raw, envelope_size, payload,
-                         size, "weft.breaker_open", "circuit breaker open: not called");
-        return;
+        settled = node_dlq_outcome(self, sub, false, 0, topic, tlen, envelope_raw, envelope_size,
+                                   payload, size, "weft.breaker_open",
+                                   "circuit breaker open: not called");
+    } else {
+        char code[64], message[256];
+        int rc = node_actor_invoke(self, sub, topic, env, envelope_raw, envelope_size, payload,
+                                   size, code, sizeof(code), message, sizeof(message));
+        if (sub->dead)
+            return;
+        settled = node_dlq_outcome(self, sub, rc == 0, env->retry + 1, topic, tlen, envelope_raw,
+                                   envelope_size, payload, size, code, message);
     }
-    char code[64], message[256];
-    int rc = node_actor_invoke(self, sub, topic, env, envelope_raw, envelope_size, payload, size,
-                               code, sizeof(code), message, sizeof(message));
-    if (!sub->dead)
-        node_dlq_outcome(self, sub, rc == 0, env->retry + 1, topic, tlen, envelope_raw,
-                         envelope_size, payload, size, code, message);
+    if (settled && sub->durable)
+        node_durable_record(sub, env);
 }
 
 weft_sub_t *node_actor_sub_by_id(self_t *self, uint64_t id)
@@ -1032,6 +1059,7 @@ static int s_start(self_t *self)
 {
     weft_node_t *node = self->node;
     weft_config_t *cfg = node->config;
+    self->state_lock = -1;
     self->peers = peers_new();
     self->subs = zlistx_new();
     self->sources = zhashx_new();
@@ -1141,11 +1169,13 @@ static void s_stop(self_t *self)
     if (self->subs) {
         for (weft_sub_t *s = zlistx_first(self->subs); s; s = zlistx_next(self->subs)) {
             catchup_stop(self, s);
+            node_durable_close(self, s);
             free(s);
         }
         zlistx_destroy(&self->subs);
     }
     node_repair_stop(self);
+    node_durable_stop(self);
     zsock_destroy(&self->catchup_in);
     node_dlq_stop(self);
     zhashx_destroy(&self->sources);
@@ -1246,6 +1276,7 @@ void node_actor(zsock_t *pipe, void *args)
             s_peers_tick(self, now);
             catchup_tick(self, now);
             node_dlq_tick(self, now);
+            node_durable_flush(self);
             self->next_tick = now + tick_ms;
         }
         streams_busy = ctl_streams_pump(self->streams, self->ctl, now);

@@ -14,6 +14,7 @@
 #include "peers.h"
 
 typedef struct catchup_t catchup_t;
+typedef struct durable_t durable_t;
 
 #define SOURCES_MAX 16384       /* sources tracked for seq gaps */
 #define HB_SOURCES 64           /* sources listed in a heartbeat (most recently heard) */
@@ -36,6 +37,7 @@ struct weft_sub_t {
     int breaker_failures, breaker_window_ms, breaker_cooldown_ms;
     bool no_dead_letter;
     bool repair;                /* at-least-once: gaps are repaired, events held in order */
+    durable_t *durable;         /* durable consumer: its checkpoint, else NULL */
     int breaker;                /* BREAKER_CLOSED, _OPEN, _HALF_OPEN */
     int64_t fail_ms[64];        /* ring of recent failure times (ms) */
     unsigned fail_next;
@@ -94,6 +96,9 @@ typedef struct {
     uint64_t dlq_next_id;       /* request ids of PUTs */
     int64_t dlq_warned_ms;      /* last "no DLQ reachable" warning */
     int repair_subs;            /* subscriptions with repair on */
+    void *state_env;            /* MDB_env of node/state_dir, opened for durable consumers */
+    unsigned state_dbi;
+    int state_lock;             /* lock file descriptor of the state directory, -1 */
     struct repairer_t *repairer; /* its thread (node_repair.c), started on first use */
 } self_t;
 
@@ -131,8 +136,9 @@ void node_dlq_sub_init(weft_sub_t *sub, const weft_sub_options_t *options,
 bool node_dlq_breaker_allows(self_t *self, weft_sub_t *sub, int64_t now_ms);
 
 /*  Records the outcome of a handler call: success closes a half-open breaker; failure is
-    retried later or dead-lettered. attempt = 1 for the first call. */
-void node_dlq_outcome(self_t *self, weft_sub_t *sub, bool ok, uint32_t attempt,
+    retried later or dead-lettered. attempt = 1 for the first call. Returns true when the
+    event is settled (handled, dead-lettered or dropped), false when a retry is scheduled. */
+bool node_dlq_outcome(self_t *self, weft_sub_t *sub, bool ok, uint32_t attempt,
                       const char *topic, size_t topic_len, const uint8_t *envelope_raw,
                       size_t envelope_size, const void *payload, size_t size, const char *code,
                       const char *message);
@@ -149,6 +155,17 @@ void node_dlq_pack_subs(self_t *self, msgpack_packer *pk);
 
 void node_dlq_start(self_t *self);
 void node_dlq_stop(self_t *self);
+
+/* ---- durable consumers (node_durable.c) ------------------------------------------------- */
+
+/*  Opens the checkpoint of consumer `name` for sub; *since_ns is where a catch-up should start
+    (0: no checkpoint yet). Returns 0 or an error (state directory unusable or in use). */
+int node_durable_open(self_t *self, weft_sub_t *sub, const char *name, int64_t *since_ns);
+bool node_durable_seen(weft_sub_t *sub, const weft_envelope_t *env);
+void node_durable_record(weft_sub_t *sub, const weft_envelope_t *env);
+void node_durable_flush(self_t *self);
+void node_durable_close(self_t *self, weft_sub_t *sub);
+void node_durable_stop(self_t *self);
 
 /* ---- gap repair (node_repair.c) --------------------------------------------------------- */
 

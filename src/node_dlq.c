@@ -178,7 +178,7 @@ static void s_dead_letter(self_t *self, weft_sub_t *sub, uint32_t attempts, cons
     atomic_store(&node->counters.dead_letter_pending, zlistx_size(self->letters));
 }
 
-void node_dlq_outcome(self_t *self, weft_sub_t *sub, bool ok, uint32_t attempt,
+bool node_dlq_outcome(self_t *self, weft_sub_t *sub, bool ok, uint32_t attempt,
                       const char *topic, size_t topic_len, const uint8_t *envelope_raw,
                       size_t envelope_size, const void *payload, size_t size, const char *code,
                       const char *message)
@@ -187,7 +187,7 @@ void node_dlq_outcome(self_t *self, weft_sub_t *sub, bool ok, uint32_t attempt,
     if (attempt > 0)
         s_breaker_result(self, sub, ok, now);
     if (ok)
-        return;
+        return true;
     sub->failures++;
     /* attempt 0: not called (breaker open). Retry while attempts remain and the breaker is
        closed; otherwise dead-letter. */
@@ -210,11 +210,12 @@ void node_dlq_outcome(self_t *self, weft_sub_t *sub, bool ok, uint32_t attempt,
             memcpy(p + topic_len, envelope_raw, envelope_size);
             memcpy(p + topic_len + envelope_size, payload, size);
             zlistx_add_end(self->retries, r);
-            return;
+            return false;
         }
     }
     s_dead_letter(self, sub, attempt, topic, topic_len, envelope_raw, envelope_size, payload,
                   size, code, message);
+    return true;
 }
 
 /*  Calls the handler again for every retry that is due. */

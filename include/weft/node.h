@@ -117,6 +117,15 @@ typedef struct {
        What neither holds is counted (unrepaired). Costs a round trip per jump; with a
        prefix, every seq the publisher filtered out is a jump. */
     bool repair;
+
+    /* A durable named consumer: the subscription keeps a checkpoint (per source, the highest
+       seq handled) in the node's state directory (node/state_dir, default ./weft-state), and
+       after a restart catches up from the archive from that checkpoint, then goes live with
+       repair on, skipping every event it already handled: each event is handled once across
+       restarts (effectively once; after a crash, the events of the last checkpoint interval,
+       at most 250 ms, may be handled again - see docs/operations.md). One process at a time
+       may use a state directory. */
+    const char *consumer;
 } weft_sub_options_t;
 
 /*  Counters of a node. All are totals since the node started. */
