@@ -20,5 +20,6 @@ int cmd_stat(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_archive(int argc, char **argv);
+int cmd_dlq(int argc, char **argv);
 
 #endif

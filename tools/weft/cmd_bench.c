@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "bench_archive.h"
+#include "bench_dlq.h"
+#include "bench_soak.h"
 #include "bench_stats.h"
 #include "cli.h"
 
@@ -631,6 +633,10 @@ static const bench_t s_benches[] = {
      "node -> node over TCP loopback vs raw libzmq PUB/SUB: ev/s, losses, publish latency"},
     {"archive", bench_archive,
      "archiver ingest, growth, memory, replay vs raw LMDB and libzmq of the same run"},
+    {"dlq", bench_dlq,
+     "DLQ PUT and redelivery throughput vs raw LMDB and ZeroMQ of the same run"},
+    {"soak", bench_soak,
+     "node processes at a fixed rate for minutes: loss, latency, RSS over time vs raw libzmq"},
 };
 #define NBENCHES (sizeof(s_benches) / sizeof(s_benches[0]))
 

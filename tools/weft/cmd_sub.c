@@ -10,6 +10,11 @@
     through cmd_sub (cli.h); the node options are shared with the other commands
     (tools/common/node_opts.h), the line format with `weft replay` and `weft get`
     (event_json.h).
+
+    --fail P makes the handler fail with probability P (code demo.fail, weft_event_fail), so
+    the node's retries, dead letters and the DLQ can be watched at work; such an event is
+    still printed, with "failed":true added. --sub-name and --retries set the subscription's
+    name (its subscriber id is "<node name>/<sub name>") and its handler calls per event.
 */
 #include <czmq.h>
 #include <errno.h>
@@ -42,9 +47,20 @@ static const struct {
 typedef struct {
     unsigned fields;
     uint64_t limit; /* stop printing after this many events; 0 = no limit */
+    double fail;    /* --fail: probability that a handler call fails (0: never) */
+    uint64_t rng;   /* xorshift64 state for --fail; touched by the node thread only */
     atomic_uint_fast64_t printed;
     atomic_int write_errno; /* errno of a failed write to stdout, 0 if none */
 } sub_state_t;
+
+/*  Uniform in [0, 1). */
+static double s_uniform(sub_state_t *st)
+{
+    st->rng ^= st->rng << 13;
+    st->rng ^= st->rng >> 7;
+    st->rng ^= st->rng << 17;
+    return (double)(st->rng >> 11) / 9007199254740992.0; /* 2^53 */
+}
 
 /*  The handler, on the node's thread: format, write, count. */
 static int s_on_event(weft_event_t *ev, void *arg)
@@ -52,6 +68,7 @@ static int s_on_event(weft_event_t *ev, void *arg)
     sub_state_t *st = arg;
     if (st->limit && atomic_load(&st->printed) >= st->limit)
         return 0;
+    bool failed = st->fail > 0 && s_uniform(st) < st->fail;
     event_json_t t = {NULL, 0, 0, false};
     event_json_src_t src = {ev->topic, strlen(ev->topic), ev->env, ev->payload, ev->size, 0, 0};
     event_json_format(&t, st->fields, &src);
@@ -59,10 +76,20 @@ static int s_on_event(weft_event_t *ev, void *arg)
         event_json_free(&t);
         return weft_event_fail(ev, "cli.oom", "out of memory formatting the event");
     }
-    if (fputs(t.data, stdout) == EOF || fflush(stdout) == EOF)
+    bool write_ok;
+    if (failed && t.len >= 2) /* the line ends with "}\n": add the key before the brace */
+        write_ok = fwrite(t.data, 1, t.len - 2, stdout) == t.len - 2 &&
+                   fputs(",\"failed\":true}\n", stdout) != EOF;
+    else
+        write_ok = fputs(t.data, stdout) != EOF;
+    if (!write_ok || fflush(stdout) == EOF)
         atomic_store(&st->write_errno, errno ? errno : EIO);
     event_json_free(&t);
     atomic_fetch_add(&st->printed, 1);
+    if (failed)
+        return weft_event_fail(ev, "demo.fail",
+                               "simulated failure (weft sub --fail %g), attempt %u of %s",
+                               st->fail, ev->env->retry + 1, ev->topic);
     return 0;
 }
 
@@ -99,6 +126,19 @@ static void s_help(void)
         "  -h, --help          this help\n"
         "Durations (S) are seconds (\"1.5\", \"2s\"), or with a unit: \"500ms\", \"2m\".\n"
         "\n"
+        "failures (to watch retries, dead letters and the DLQ at work):\n"
+        "  --fail P            the handler fails with probability P (0..1) with error code\n"
+        "                      demo.fail and a message; the event is still printed, with\n"
+        "                      \"failed\":true added. Each handler call prints a line: local\n"
+        "                      retries and the DLQ's redeliveries print the event again, with\n"
+        "                      \"retry\":N (earlier attempts). --count counts every line.\n"
+        "  --sub-name NAME     the subscription's name (default: the prefix); the DLQ knows it\n"
+        "                      as the subscriber \"<node name>/NAME\" and redelivers to the node\n"
+        "                      of that name, so keep --name too when the command is restarted.\n"
+        "                      With one PREFIX only.\n"
+        "  --retries N         handler calls per event before it is dead-lettered: sent to the\n"
+        "                      DLQ (weft-dlq) when one is on the fabric (default 3)\n"
+        "\n"
         "%s"
         "  default --name for this command: weft-sub-<pid>\n"
         "\n"
@@ -110,6 +150,7 @@ static void s_help(void)
         "  weft sub task.\n"
         "  weft sub ''                            every data event\n"
         "  weft sub task. audit. --count 10 --timeout 30s\n"
+        "  weft sub task. --fail 0.2 --sub-name worker --name worker-1   letters for weft dlq\n"
         "  weft sub _weft.hb --fields src,payload  heartbeats of the fabric\n"
         "  weft sub orders. | jq -c .payload\n"
         "  weft sub task. --seed none --ready-file /tmp/sub.ep &\n"
@@ -211,6 +252,9 @@ int cmd_sub(int argc, char **argv)
     const char *ready_file = NULL;
     bool print_endpoint = false, options_done = false;
     unsigned fields = EVENT_JSON_ALL;
+    double fail = 0;
+    const char *sub_name = NULL;
+    uint64_t retries = 0;
     cli_node_opts_t nopts;
     memset(&nopts, 0, sizeof(nopts));
     nopts.role = "cli";
@@ -248,7 +292,8 @@ int cmd_sub(int argc, char **argv)
             continue;
         }
         if (strcmp(a, "--count") && strcmp(a, "--timeout") && strcmp(a, "--fields") &&
-            strcmp(a, "--wait") && strcmp(a, "--ready-file"))
+            strcmp(a, "--wait") && strcmp(a, "--ready-file") && strcmp(a, "--fail") &&
+            strcmp(a, "--sub-name") && strcmp(a, "--retries"))
             return s_usage_error("unknown option '%s'", a);
         if (i + 1 >= argc)
             return s_usage_error("%s needs a value", a);
@@ -267,6 +312,21 @@ int cmd_sub(int argc, char **argv)
         } else if (!strcmp(a, "--fields")) {
             if (!(fields = s_parse_fields(v)))
                 return 2;
+        } else if (!strcmp(a, "--fail")) {
+            char *end;
+            errno = 0;
+            fail = strtod(v, &end);
+            if (end == v || *end || errno || !(fail >= 0 && fail <= 1))
+                return s_usage_error("--fail wants a probability from 0 to 1, not '%s'", v);
+        } else if (!strcmp(a, "--sub-name")) {
+            if (!*v || strlen(v) > WEFT_NAME_MAX)
+                return s_usage_error("--sub-name needs a name of 1 to 255 bytes%s", "");
+            sub_name = v;
+        } else if (!strcmp(a, "--retries")) {
+            if (!s_parse_u64(v, 1, 1000000, &retries))
+                return s_usage_error("--retries wants a whole number from 1 to 1000000, not "
+                                     "'%s'",
+                                     v);
         } else {
             if (!*v)
                 return s_usage_error("%s needs a non-empty path", a);
@@ -275,8 +335,16 @@ int cmd_sub(int argc, char **argv)
     }
     if (nprefixes == 0)
         return s_usage_error("%s", "at least one PREFIX is needed ('' subscribes to everything)");
+    if (sub_name && nprefixes > 1)
+        return s_usage_error("%s", "--sub-name names one subscription: give one PREFIX");
     if (!nopts.name)
         nopts.name = default_name;
+    /* Options only when asked for: without them the subscription is the library's default. */
+    weft_sub_options_t sopts;
+    memset(&sopts, 0, sizeof(sopts));
+    sopts.name = sub_name;
+    sopts.retry_attempts = (int)retries;
+    const weft_sub_options_t *sopts_p = sub_name || retries ? &sopts : NULL;
 
     sub_state_t *st = calloc(1, sizeof(*st));
     if (!st) {
@@ -285,6 +353,10 @@ int cmd_sub(int argc, char **argv)
     }
     st->fields = fields;
     st->limit = count;
+    st->fail = fail;
+    st->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)zclock_time() ^ 0x9e3779b97f4a7c15ULL;
+    if (!st->rng)
+        st->rng = 1;
     weft_node_t *node = cli_node_new(&nopts);
     if (!node) {
         free(st);
@@ -300,7 +372,7 @@ int cmd_sub(int argc, char **argv)
         if (covered)
             continue;
         int err = 0;
-        if (!weft_subscribe(node, prefixes[i], s_on_event, st, NULL, &err)) {
+        if (!weft_subscribe(node, prefixes[i], s_on_event, st, sopts_p, &err)) {
             fprintf(stderr, "weft sub: cannot subscribe to '%s': %s\n", prefixes[i],
                     weft_strerror(err));
             status = 1;

@@ -19,6 +19,7 @@ static const command_t s_commands[] = {
     {"replay", cmd_replay, "archived events as JSON lines: weft replay [--since T --follow ...]"},
     {"get", cmd_get, "one archived event by id: weft get ID"},
     {"archive", cmd_archive, "the archiver's state: weft archive info [--json]"},
+    {"dlq", cmd_dlq, "dead letters: weft dlq list|show|retry|purge|stats"},
 };
 #define NCOMMANDS (sizeof(s_commands) / sizeof(s_commands[0]))
 
