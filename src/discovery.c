@@ -161,6 +161,10 @@ void discovery_destroy(discovery_t **self_p)
         zmq_socket_monitor(zsock_resolve(self->watch), NULL, 0);
     zsock_destroy(&self->watch_events);
     zsock_destroy(&self->watch);
+    /* zgossip ends by itself on SIGINT, and its farewell signal may already have been read
+       as a message: do not wait for it forever. */
+    if (self->gossip)
+        zsock_set_rcvtimeo(zactor_sock(self->gossip), 1000);
     zactor_destroy(&self->gossip);
     for (int i = 0; i < self->nseeds; i++)
         free(self->seeds[i]);

@@ -9,6 +9,7 @@
     Handlers run here, so a slow handler slows this node's receiving only; ZeroMQ's receive
     queue (net/rcvhwm) absorbs bursts and the sender drops beyond it.
 */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 
@@ -1234,8 +1235,11 @@ void node_actor(zsock_t *pipe, void *args)
         /* While peers are still being connected, look at readiness more often. */
         if (atomic_load(&node->readiness.ready) < atomic_load(&node->readiness.known) && timeout > 10)
             timeout = 10;
-        if (zmq_poll(items, n, timeout) < 0)
+        if (zmq_poll(items, n, timeout) < 0) {
+            if (zmq_errno() == EINTR)
+                continue; /* a signal for the process, not for this node: go on */
             break;
+        }
         if (items[0].revents & ZMQ_POLLIN)
             s_handle_pipe(self);
         if (self->terminated)

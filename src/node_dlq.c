@@ -272,8 +272,13 @@ static void s_pack_letter(msgpack_packer *pk, const letter_t *l, const char *nod
 static bool s_dlq_connect(self_t *self)
 {
     weft_peer_info_t info;
-    if (!node_actor_find_peer(self, 0, "dlq", NULL, &info) || !info.svc[0])
-        return self->dlq != NULL;
+    if (!node_actor_find_peer(self, 0, "dlq", NULL, &info) || !info.svc[0]) {
+        /* No DLQ up: drop the old connection rather than let ZeroMQ reconnect to a port
+           some other process may own by now. */
+        zsock_destroy(&self->dlq);
+        self->dlq_endpoint[0] = 0;
+        return false;
+    }
     if (self->dlq && strcmp(self->dlq_endpoint, info.svc) == 0)
         return true;
     zsock_destroy(&self->dlq);
