@@ -222,6 +222,22 @@ int discovery_recv(discovery_t *self, char **key, char **value)
     return rc;
 }
 
+/*  Replaces the gossip actor by a fresh one connected to every seed, re-announcing us. Only
+    for a node that holds no seed (a fresh actor could not rebind a port at once). */
+static void s_restart(discovery_t *self)
+{
+    zsock_set_rcvtimeo(zactor_sock(self->gossip), 1000);
+    zactor_destroy(&self->gossip);
+    self->gossip = zactor_new(zgossip, self->name);
+    if (!self->gossip)
+        return;
+    zstr_sendx(self->gossip, "SET", "server/timeout", "0", NULL);
+    for (int i = 0; i < self->nseeds; i++)
+        zstr_sendx(self->gossip, "CONNECT", self->seeds[i], NULL);
+    if (self->value)
+        zstr_sendx(self->gossip, "PUBLISH", self->key, self->value, NULL);
+}
+
 bool discovery_handle_watch(discovery_t *self)
 {
     zmsg_t *msg = zmsg_recv(self->watch_events);
@@ -240,12 +256,16 @@ bool discovery_handle_watch(discovery_t *self)
             if (event == ZMQ_EVENT_DISCONNECTED) {
                 self->seen_down[i] = true;
             } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && self->seen_down[i]) {
-                /* A new CONNECT makes zgossip open a fresh link to the seed and say HELLO,
-                   then send every tuple it has (ours included). The old link stays idle. */
                 self->seen_down[i] = false;
                 zsys_info("weft[%s]: gossip seed %s came back; rejoining", self->name,
                           self->seeds[i]);
-                zstr_sendx(self->gossip, "CONNECT", self->seeds[i], NULL);
+                if (self->bound[0]) {
+                    /* We hold a seed ourselves and must not drop it: a new CONNECT makes
+                       zgossip open a fresh link and say HELLO (the old link stays idle). */
+                    zstr_sendx(self->gossip, "CONNECT", self->seeds[i], NULL);
+                } else {
+                    s_restart(self); /* a fresh gossip actor: HELLO to every seed, announce */
+                }
                 rejoined = true;
             }
         }

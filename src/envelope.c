@@ -54,7 +54,8 @@
 #endif
 
 /*  Internal interface (not in the public header), used by the publish path in node.c and by
-    the tests; node.c and tests/test_envelope.c declare the same prototypes. */
+    the tests; node.c, tests/test_envelope.c and tests/fuzz/fuzz_envelope.c declare the same
+    prototypes. */
 int envelope_prefix_encode(uint8_t *out, size_t cap, const char *src, uint64_t inst);
 int envelope_encode_prefixed(uint8_t *buf, size_t cap, const uint8_t *prefix, size_t prefix_len,
                              const uint8_t id[WEFT_ID_SIZE], uint64_t seq, int64_t ts,

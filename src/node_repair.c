@@ -248,9 +248,12 @@ static bool s_request(self_t *self, source_t *src, uint64_t from, uint64_t to)
     r->inst = src->inst;
     r->from = from;
     r->to = to;
+    /* The publisher's control endpoint, even if it is marked down for now (a slow peer
+       under load is exactly the one whose events went missing). */
+    peer_t *pp = peers_lookup(self->peers, src->inst);
+    if (pp && pp->ctl[0])
+        snprintf(r->ctl, sizeof(r->ctl), "%s", pp->ctl);
     weft_peer_info_t peer;
-    if (node_actor_find_peer(self, src->inst, NULL, NULL, &peer))
-        snprintf(r->ctl, sizeof(r->ctl), "%s", peer.ctl);
     if (node_actor_find_peer(self, 0, "archiver", NULL, &peer))
         snprintf(r->svc, sizeof(r->svc), "%s", peer.svc[0] ? peer.svc : peer.ctl);
     /* The union of the repairing subscriptions' prefixes; "" (or too many) means all. */

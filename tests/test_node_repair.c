@@ -109,7 +109,9 @@ TEST_CASE("a slow subscriber repairs what its publisher dropped and gets every e
     CHECK_EQ_INT(st.repaired, st.gaps);
     CHECK_EQ_INT(st.unrepaired, 0);
     CHECK(s_count(&plain) < EVENTS); /* the plain subscription only saw what arrived */
+#if !defined(__SANITIZE_ADDRESS__)
     CHECK(rss_max - rss0 < 64 * 1024); /* bounded: well under the 64 MiB outbox of the peer */
+#endif
     weft_node_destroy(&sub);
     weft_node_destroy(&pub);
     free(repaired.seqs);
