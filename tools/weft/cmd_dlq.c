@@ -210,8 +210,10 @@ static int s_filter_option(dlq_cli_t *o, filters_t *f, int argc, char **argv, in
     const char *v = argv[++*i];
     if (!slot) {
         f->older_than_ms = s_parse_age(v);
-        if (f->older_than_ms < 0) {
-            fprintf(stderr, "%s: bad duration for --older-than: '%s' (e.g. 30s, 10m, 2h, 1d)\n",
+        if (f->older_than_ms <= 0) {
+            fprintf(stderr,
+                    "%s: bad duration for --older-than: '%s' (more than 0: e.g. 30s, 10m, 2h, "
+                    "1d)\n",
                     o->prog, v);
             return -1;
         }
@@ -492,7 +494,8 @@ static void s_fix_ids(json_t *letter)
 /*  Prints v as one compact JSON line. Returns 0 or -1 (out of memory, or stdout closed). */
 static int s_print_json(const dlq_cli_t *o, const json_t *v)
 {
-    char *text = json_dumps(v, JSON_COMPACT);
+    /* (15 digits: the policy's jitter 0.2 prints as 0.2, not 0.20000000000000001) */
+    char *text = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15));
     if (!text) {
         fprintf(stderr, "%s: out of memory\n", o->prog);
         return -1;
