@@ -113,7 +113,7 @@ static void s_repair(void *push, const repair_req_t *r)
 {
     uint64_t wanted = r->to - r->from + 1;
     uint64_t missing = wanted; /* seqs no source has answered for yet (any topic) */
-    uint64_t outbox_from = r->from;
+    uint64_t outbox_from = r->to + 1; /* from here on the outbox answered; below: the archive */
     zlistx_t *from_outbox = zlistx_new(), *from_archive = zlistx_new();
     zlistx_set_destructor(from_outbox, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_destructor(from_archive, (zlistx_destructor_fn *)zstr_free);
