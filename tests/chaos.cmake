@@ -1,7 +1,8 @@
 # The chaos suite: archiver, DLQ, an at-least-once subscriber and publishers as separate
 # processes, killed with SIGKILL at random moments and restarted under load; the archive, the
 # subscriber's log and the DLQ must then account for every event (tests/chaos/test_chaos.c).
-# WEFT_CHAOS_SEED=N replays a kill schedule; ctest -L chaos runs it alone, -LE chaos skips it.
+# Registered when configured with -DWEFT_CHAOS=ON (tests/CMakeLists.txt); labelled chaos, so
+# ctest -L chaos runs it alone. WEFT_CHAOS_SEED=N replays a kill schedule.
 add_executable(chaos_pub chaos/chaos_pub.c)
 target_link_libraries(chaos_pub weft_static)
 add_executable(chaos_sub chaos/chaos_sub.c)
