@@ -26,6 +26,21 @@ struct discovery_t {
     char watch_endpoint[64];
 };
 
+/*  Configures a fresh gossip actor. czmq's server engine switches the process's log stream to
+    stdout when it is configured; programs whose stdout carries data (JSON lines) log to
+    stderr, so once the actor has applied the setting (a STATUS round trip) stderr is put
+    back. */
+static void s_configure(zactor_t *gossip)
+{
+    zstr_sendx(gossip, "SET", "server/timeout", "0", NULL);
+    zstr_sendx(gossip, "STATUS", NULL);
+    char *cmd = NULL, *n = NULL;
+    zstr_recvx(gossip, &cmd, &n, NULL);
+    zstr_free(&cmd);
+    zstr_free(&n);
+    zsys_set_logstream(stderr);
+}
+
 /*  True when endpoint is a TCP endpoint on this host that we could bind. */
 static bool s_is_local(const char *endpoint)
 {
@@ -117,7 +132,7 @@ discovery_t *discovery_new(const char *name, const char *seeds, const char *bind
         *err = WEFT_ENET;
         return NULL;
     }
-    zstr_sendx(self->gossip, "SET", "server/timeout", "0", NULL);
+    s_configure(self->gossip);
     if (explicit_bind) {
         if (!s_bind(self, self->explicit_bind)) {
             zsys_error("weft: cannot bind gossip endpoint %s", self->explicit_bind);
@@ -231,7 +246,7 @@ static void s_restart(discovery_t *self)
     self->gossip = zactor_new(zgossip, self->name);
     if (!self->gossip)
         return;
-    zstr_sendx(self->gossip, "SET", "server/timeout", "0", NULL);
+    s_configure(self->gossip);
     for (int i = 0; i < self->nseeds; i++)
         zstr_sendx(self->gossip, "CONNECT", self->seeds[i], NULL);
     if (self->value)
