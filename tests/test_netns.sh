@@ -112,7 +112,8 @@ done
 # local address on every link, and peers could then reach A's publisher through the seed
 # link's MAC address, and lose it with that link.
 for k in all default; do
-    in_ns "$nsA" sysctl -qw "net.ipv4.conf.$k.arp_ignore=1" "net.ipv4.conf.$k.arp_announce=2" ||
+    in_ns "$nsA" sh -c "echo 1 >/proc/sys/net/ipv4/conf/$k/arp_ignore &&
+                        echo 2 >/proc/sys/net/ipv4/conf/$k/arp_announce" ||
         die "cannot set the ARP behaviour of $nsA"
 done
 ip -n "$nsBR" link add br0 type bridge || die "cannot create a bridge"

@@ -4,11 +4,12 @@
 
     Processes. The benchmark runs this very binary again (/proc/self/exe) in an internal worker
     mode (`weft bench soak --worker ROLE ...`, not in --help) for each node: --nodes N splits
-    into N/2 publishers (at least 1) and the rest subscribers. Each worker's stdin and stdout
+    into N/2 publishers (at least 1) and the rest subscribers. Each worker's stdin and fd 3
     are pipes to the benchmark: commands go down ("start", "drain ...", "stop"), reports come
     up as lines ("ready ...", "published ...", "result ...", "src ...", "hist ...", "end"); its
-    stderr is the benchmark's. Workers die with the benchmark (PR_SET_PDEATHSIG, and EOF on
-    stdin), and the benchmark ends every worker it started, by PID, on every exit path.
+    stdout and stderr are the benchmark's stderr (a node that holds a gossip seed logs to
+    stdout). Workers die with the benchmark (PR_SET_PDEATHSIG, and EOF on stdin), and the
+    benchmark ends every worker it started, by PID, on every exit path.
 
     The fabric. The first subscriber binds a gossip seed on an ephemeral loopback port; every
     other node uses it as its only seed, so the run is one private fabric, apart from any other
@@ -300,15 +301,19 @@ static int s_cmd(cmdq_t *q, char *out, size_t cap, int timeout_ms)
     }
 }
 
+/*  Where a worker's reports go: fd 3, the benchmark's pipe (stdout when run by hand). Not
+    stdout itself: log lines may go there (a node holding a gossip seed logs to stdout). */
+static FILE *s_report;
+
 /*  One line to the benchmark. */
 static void s_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void s_say(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    vfprintf(s_report, fmt, ap);
     va_end(ap);
-    fflush(stdout);
+    fflush(s_report);
 }
 
 static weft_node_t *s_node(const char *name, const soak_opts_t *o)
@@ -453,25 +458,26 @@ static int s_on_soak(weft_event_t *ev, void *arg)
     return 0;
 }
 
-/*  "drain MS name=count ...": true when every named source has all count events. */
-static bool s_drained(sink_t *k, char *spec)
+/*  "name=count name=count ...": true when every named source has all its count events. */
+static bool s_drained(sink_t *k, const char *spec)
 {
     bool all = true;
-    char *save = NULL;
     pthread_mutex_lock(&k->lock);
-    for (char *t = strtok_r(spec, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-        char *eq = strchr(t, '=');
-        if (!eq)
-            continue;
-        *eq = 0;
-        uint64_t want = strtoull(eq + 1, NULL, 10);
-        const source_rec_t *s = NULL;
-        for (size_t i = 0; i < k->nsrc && !s; i++)
-            if (!strcmp(k->src[i].name, t))
-                s = &k->src[i];
-        if (want > 0 && (!s || s->distinct < want))
-            all = false;
-        *eq = '=';
+    for (const char *t = spec; *t && all;) {
+        t += strspn(t, " ");
+        size_t n = strcspn(t, " "), len = strcspn(t, "=");
+        if (n == 0)
+            break;
+        if (len < n) {
+            uint64_t want = strtoull(t + len + 1, NULL, 10);
+            const source_rec_t *s = NULL;
+            for (size_t i = 0; i < k->nsrc && !s; i++)
+                if (strlen(k->src[i].name) == len && !strncmp(k->src[i].name, t, len))
+                    s = &k->src[i];
+            if (want > 0 && (!s || s->distinct < want))
+                all = false;
+        }
+        t += n;
     }
     pthread_mutex_unlock(&k->lock);
     return all;
@@ -539,7 +545,7 @@ static int s_worker_sub(const soak_opts_t *o)
                   "\n",
                   k->src[i].name, k->src[i].distinct, k->src[i].max_seq, k->src[i].dups,
                   s_holes(&k->src[i]));
-        s_hist_write(stdout, k->hist);
+        s_hist_write(s_report, k->hist);
         pthread_mutex_unlock(&k->lock);
         s_say("end\n");
         status = 0;
@@ -740,9 +746,8 @@ static int s_worker_rawsub(const soak_opts_t *o)
     zmq_msg_close(&m);
     s_say("result received=%" PRIu64 " lat_n=%" PRIu64 " lat_max=%" PRId64 " ended=%d\n",
           received, received, lat_max, ended ? 1 : 0);
-    s_hist_write(stdout, hist);
+    s_hist_write(s_report, hist);
     s_say("end\n");
-    fflush(stdout);
     zsock_destroy(&sub);
     free(hist);
     return 0;
@@ -838,7 +843,10 @@ static kid_t *s_spawn(soak_t *S, role_t role, int index, const char *name, const
         return NULL;
     }
     if (pid == 0) {
-        if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
+        /* stdin: commands; fd 3: reports; stdout: our stderr, like its own stderr */
+        if (dup2(in[0], 0) < 0 || dup2(2, 1) < 0)
+            _exit(127);
+        if (out[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(out[1], 3) < 0)
             _exit(127);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
@@ -955,6 +963,7 @@ static int s_expect(soak_t *S, kid_t *k, const char *word, int64_t deadline, cha
             *line = NULL;
             return -1;
         }
+        fprintf(stderr, "%s: %s\n", k->name, *line); /* anything else it wrote, e.g. a log */
         free(*line);
         *line = NULL;
     }
@@ -1203,8 +1212,16 @@ int bench_soak(int argc, char **argv)
     int prc = s_parse(argc, argv, &o);
     if (prc >= 0)
         return prc;
+    if (!o.worker && (o.run || o.index || o.seed || o.gbind || o.peers || o.endpoint)) {
+        fprintf(stderr, "weft bench soak: --run, --index, --seed, --gossip-bind, --peers and "
+                        "--endpoint are internal (worker processes)\n");
+        return 2;
+    }
     if (o.worker) {
         zsys_set_logstream(stderr);
+        s_report = fcntl(3, F_GETFD) >= 0 ? fdopen(3, "w") : NULL;
+        if (!s_report)
+            s_report = stdout;
         if (!strcmp(o.worker, "pub"))
             return s_worker_pub(&o);
         if (!strcmp(o.worker, "sub"))
@@ -1398,6 +1415,8 @@ int bench_soak(int argc, char **argv)
         s_tell(pubs[i], "stop\n");
     deadline = bench_now_ns() + STOP_TIMEOUT_MS * 1000000LL;
     for (int i = 0; i < npub; i++) {
+        if (s_expect(S, pubs[i], "result", deadline, &line) == 0)
+            free(line), line = NULL;
         if (s_expect(S, pubs[i], "end", deadline, &line) == 0)
             free(line), line = NULL;
     }
