@@ -133,9 +133,6 @@ weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err)
     if (self->down_beats < 1)
         self->down_beats = 1;
 
-    weft_envelope_init(&self->env_template);
-    snprintf(self->env_template.src, sizeof(self->env_template.src), "%s", self->name);
-    self->env_template.inst = self->inst;
     /* The name passed s_name_ok (1..255 bytes), so the prefix always fits. */
     int prefix_len = envelope_prefix_encode(self->env_prefix, sizeof(self->env_prefix),
                                             self->name, self->inst);

@@ -75,7 +75,6 @@ struct weft_node_t {
     pthread_mutex_t pub_lock;
     zsock_t *pub;                  /* XPUB, verbose, immediate */
     uint64_t seq;                  /* last data seq published */
-    weft_envelope_t env_template;  /* src/inst filled once */
     uint8_t env_buf[WEFT_ENVELOPE_MAX];
     outbox_t *outbox;
     topic_table_t *pub_topics;     /* events published per topic */
