@@ -68,7 +68,7 @@
    for info and for tools in other processes. LMDB's default of 126 is tight for a busy
    archiver; a slot costs 64 bytes of the lock file. */
 #define MAX_READERS 254
-#define MAX_DBS 8          /* six used, two spare for a later format */
+#define MAX_DBS 8          /* seven used, one spare for a later format */
 #define ERR_CAP 320        /* last-error sentences */
 #define HELD_SLOTS 8       /* stores one thread can hold readers on at the same time */
 
@@ -77,6 +77,8 @@ static const uint8_t s_empty[1]; /* the value of by_topic entries (zero bytes of
 struct archive_store_t {
     MDB_env *env;
     MDB_dbi db_events, db_source, db_id, db_topic, db_time, db_meta;
+    MDB_dbi db_repairs;        /* owed repairs; has_repairs false in an old read-only archive */
+    bool has_repairs;
     char *dir;
     bool read_only;
     uint64_t max_map;          /* growth ceiling in bytes */
@@ -526,6 +528,18 @@ static int s_init(archive_store_t *s, char *why, size_t cap)
         }
     }
 
+    /* `repairs` came after the first archives of format 1: a writer adds it, a reader of an
+       archive without it sees no owed repairs. */
+    rc = mdb_dbi_open(txn, "repairs", create, &s->db_repairs);
+    if (rc == MDB_SUCCESS) {
+        s->has_repairs = true;
+    } else if (rc != MDB_NOTFOUND) {
+        snprintf(why, cap, "cannot open database repairs of archive %s: %s", s->dir,
+                 mdb_strerror(rc));
+        code = s_code(rc);
+        goto done;
+    }
+
     if (fresh) {
         uint8_t b[4];
         s_put_u32(b, ARCHIVE_FORMAT);
@@ -789,7 +803,58 @@ static int s_grow(archive_store_t *s, uint64_t *new_size)
 
 /*  The whole batch in one write transaction. Returns an LMDB code; on success fills res and
     advances the writer state. On failure nothing is kept and *what names the step. */
+/*  Applies the repair bookkeeping of a batch (see archive_repair_op_t). Returns an LMDB code. */
+static int s_repair_ops(archive_store_t *s, MDB_txn *txn, const archive_repair_op_t *ops,
+                        size_t nops)
+{
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(txn, s->db_repairs, &c);
+    for (size_t i = 0; i < nops && rc == MDB_SUCCESS; i++) {
+        const archive_repair_op_t *op = &ops[i];
+        uint8_t kb[16], vb[8];
+        s_put_u64(kb, op->inst);
+        s_put_u64(kb + 8, op->from);
+        MDB_val k = {16, kb}, v;
+        if (!op->done) {
+            uint64_t to = op->to;
+            rc = mdb_get(txn, s->db_repairs, &k, &v);
+            if (rc == MDB_SUCCESS && v.mv_size == 8 && s_get_u64(v.mv_data) > to)
+                to = s_get_u64(v.mv_data);
+            s_put_u64(vb, to);
+            v.mv_size = 8;
+            v.mv_data = vb;
+            rc = mdb_put(txn, s->db_repairs, &k, &v, 0);
+            continue;
+        }
+        /* Done: every owed range of inst inside from..to goes. */
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        while (rc == MDB_SUCCESS) {
+            if (k.mv_size != 16 || s_get_u64(k.mv_data) != op->inst ||
+                s_get_u64((const uint8_t *)k.mv_data + 8) > op->to)
+                break;
+            if (v.mv_size != 8 || s_get_u64(v.mv_data) <= op->to) {
+                uint8_t at[16];
+                memcpy(at, k.mv_data, 16);
+                rc = mdb_cursor_del(c, 0);
+                if (rc)
+                    break;
+                k.mv_size = 16; /* seek again from the deleted key: lands on its successor */
+                k.mv_data = at;
+                rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+                continue;
+            }
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = MDB_SUCCESS;
+    }
+    if (c)
+        mdb_cursor_close(c);
+    return rc;
+}
+
 static int s_append_txn(archive_store_t *s, const archive_in_t *ev, size_t n,
+                        const archive_repair_op_t *ops, size_t nops,
                         archive_append_result_t *res, const char **what)
 {
     MDB_txn *txn = NULL;
@@ -885,10 +950,19 @@ static int s_append_txn(archive_store_t *s, const archive_in_t *ev, size_t n,
         bytes += rsize;
     }
 
-    if (r.appended) {
-        rc = s_meta_put_u64(txn, s->db_meta, "next_offset", off);
-        if (!rc)
-            rc = s_meta_put_u64(txn, s->db_meta, "bytes", bytes);
+    if (nops) {
+        rc = s_repair_ops(s, txn, ops, nops);
+        if (rc) {
+            *what = "record owed repairs";
+            goto fail;
+        }
+    }
+    if (r.appended || nops) {
+        if (r.appended) {
+            rc = s_meta_put_u64(txn, s->db_meta, "next_offset", off);
+            if (!rc)
+                rc = s_meta_put_u64(txn, s->db_meta, "bytes", bytes);
+        }
         if (rc) {
             *what = "update meta";
             goto fail;
@@ -915,9 +989,16 @@ fail:
 int archive_store_append(archive_store_t *s, const archive_in_t *events, size_t n,
                          archive_append_result_t *res)
 {
+    return archive_store_append_ops(s, events, n, NULL, 0, res);
+}
+
+int archive_store_append_ops(archive_store_t *s, const archive_in_t *events, size_t n,
+                             const archive_repair_op_t *ops, size_t nops,
+                             archive_append_result_t *res)
+{
     if (res)
         memset(res, 0, sizeof(*res));
-    if (!s || !res || (n > 0 && !events))
+    if (!s || !res || (n > 0 && !events) || (nops > 0 && !ops))
         return WEFT_EINVAL;
     pthread_mutex_lock(&s->wlock);
     int code = WEFT_OK;
@@ -943,16 +1024,16 @@ int archive_store_append(archive_store_t *s, const archive_in_t *events, size_t 
         }
         batch_bytes += REC_HEADER + e->topic_size + e->envelope_size + e->payload_size;
     }
-    if (n == 0)
+    if (n == 0 && nops == 0)
         goto out;
 
     const char *what = "append";
-    int rc = s_append_txn(s, events, n, res, &what);
+    int rc = s_append_txn(s, events, n, ops, nops, res, &what);
     if (rc == MDB_MAP_FULL) {
         uint64_t grown = 0;
         code = s_grow(s, &grown);
         if (code == WEFT_OK) {
-            rc = s_append_txn(s, events, n, res, &what);
+            rc = s_append_txn(s, events, n, ops, nops, res, &what);
             if (rc == MDB_MAP_FULL) {
                 atomic_fetch_add(&s->map_full, 1);
                 code = s_fail(s, WEFT_ENOMEM,
@@ -1841,5 +1922,37 @@ int archive_sources_each(archive_reader_t *r, int (*fn)(uint64_t inst, uint64_t 
         return result;
     if (rc && rc != MDB_NOTFOUND)
         return s_lmdb_fail(r, rc, "read the source index");
+    return WEFT_OK;
+}
+
+/* ---- owed repairs ------------------------------------------------------------------------- */
+
+int archive_repairs_each(archive_reader_t *r,
+                         int (*fn)(uint64_t inst, uint64_t from, uint64_t to, void *arg), void *arg)
+{
+    NEED_BEGUN(r);
+    if (!fn)
+        return WEFT_EINVAL;
+    if (!r->s->has_repairs)
+        return WEFT_OK;
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(r->txn, r->s->db_repairs, &c);
+    if (rc)
+        return s_lmdb_fail(r, rc, "open a cursor");
+    MDB_val k, v;
+    int result = WEFT_OK;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 16 || v.mv_size != 8)
+            continue; /* not ours: skipped, never fatal */
+        if ((result = fn(s_get_u64(k.mv_data), s_get_u64((const uint8_t *)k.mv_data + 8),
+                         s_get_u64(v.mv_data), arg)) != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (result != 0)
+        return result;
+    if (rc && rc != MDB_NOTFOUND)
+        return s_lmdb_fail(r, rc, "read the owed repairs");
     return WEFT_OK;
 }

@@ -159,6 +159,26 @@ typedef struct {
 int archive_store_append(archive_store_t *s, const archive_in_t *events, size_t n,
                          archive_append_result_t *res);
 
+/*  Repair bookkeeping written in the same transaction as a batch. An archiver that sees a seq
+    jump owes the source the missing range until a repair has fetched it; recording the debt
+    with the event that revealed it (and clearing it with the repaired events) means a crash
+    can never forget it: a restarted archiver reads what is still owed (archive_repairs_each)
+    and asks again.
+      done false: inst owes from..to (a range already owed from the same `from` keeps the
+                  larger `to`);
+      done true:  every owed range of inst lying inside from..to is cleared. */
+typedef struct {
+    uint64_t inst, from, to;
+    bool done;
+} archive_repair_op_t;
+
+/*  archive_store_append, plus nops repair operations applied after the events, in the same
+    transaction (committed even when every event was a duplicate or n is 0). Errors as
+    archive_store_append; WEFT_EINVAL also for ops NULL with nops > 0. */
+int archive_store_append_ops(archive_store_t *s, const archive_in_t *events, size_t n,
+                             const archive_repair_op_t *ops, size_t nops,
+                             archive_append_result_t *res);
+
 /*  Forces the written commits to disk (mdb_env_sync with force). The archiver calls it every
     second with ARCHIVE_SYNC_INTERVAL; harmless with the other policies. WEFT_ESTATE on a
     read-only store, WEFT_ECONFIG when the sync fails (the reason in last_error). */
@@ -247,6 +267,13 @@ int archive_source_hwm(archive_reader_t *r, uint64_t inst, uint64_t *seq);
     seeks per source, not one per event). Stops early and returns fn's value if it is
     non-zero; WEFT_OK otherwise. */
 int archive_sources_each(archive_reader_t *r, int (*fn)(uint64_t inst, uint64_t hwm, void *arg),
+                         void *arg);
+
+/*  Calls fn(inst, from, to, arg) for each range still owed (archive_repair_op_t), in (inst,
+    from) order. Stops early and returns fn's value if it is non-zero; WEFT_OK otherwise (also
+    for an archive written before owed repairs were recorded). */
+int archive_repairs_each(archive_reader_t *r,
+                         int (*fn)(uint64_t inst, uint64_t from, uint64_t to, void *arg),
                          void *arg);
 
 /* ---- info and retention ---------------------------------------------------------------------- */

@@ -313,6 +313,7 @@ archiver_t *archiver_new(const archiver_opts_t *opts, int *err, char *why, size_
     weft_subscribe(self->node, "_weft.hb", s_on_heartbeat, self, NULL, &e);
     if (self->opts.archive_fabric)
         weft_subscribe(self->node, "_weft.", s_on_event, self, NULL, &e);
+    archiver_repair_resume(self); /* what a crash left owed */
     return self;
 }
 
@@ -321,6 +322,8 @@ void archiver_destroy(archiver_t **self_p)
     if (!self_p || !*self_p)
         return;
     archiver_t *self = *self_p;
+    if (self->repairer)
+        archiver_repair_halt(self);      /* the repair thread no longer uses the node */
     weft_node_destroy(&self->node);      /* no more handler calls */
     if (self->repairer)
         archiver_repair_stop(self);

@@ -98,7 +98,7 @@ int archiver_ingest_add(archiver_t *self, const char *topic, size_t topic_size,
     e->recv_ts = weft_now_ns();
     b->at[b->n] = at;
     memcpy(b->ids + b->n * WEFT_ID_SIZE, env->id, WEFT_ID_SIZE);
-    if (b->n == 0) {
+    if (b->n == 0 && b->nops == 0) {
         b->first_ms = zclock_mono();
         pthread_cond_broadcast(&self->ingest_cond); /* the writer starts the batch clock */
     }
@@ -107,6 +107,33 @@ int archiver_ingest_add(archiver_t *self, const char *topic, size_t topic_size,
         pthread_cond_broadcast(&self->ingest_cond);
     pthread_mutex_unlock(&self->ingest_lock);
     return 0;
+}
+
+int archiver_ingest_note(archiver_t *self, const archive_repair_op_t *op)
+{
+    pthread_mutex_lock(&self->ingest_lock);
+    batch_t *b = self->filling;
+    int rc = -1;
+    if (!self->stopping && b) {
+        if (b->nops == b->ops_cap) {
+            size_t cap = b->ops_cap ? b->ops_cap * 2 : 64;
+            archive_repair_op_t *ops = realloc(b->ops, cap * sizeof(*ops));
+            if (ops) {
+                b->ops = ops;
+                b->ops_cap = cap;
+            }
+        }
+        if (b->nops < b->ops_cap) {
+            b->ops[b->nops++] = *op;
+            if (b->n == 0 && b->nops == 1) {
+                b->first_ms = zclock_mono();
+                pthread_cond_broadcast(&self->ingest_cond);
+            }
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&self->ingest_lock);
+    return rc;
 }
 
 /*  Sets the event pointers of a batch once its arena no longer moves. */
@@ -125,6 +152,7 @@ static void s_batch_fix(batch_t *b)
 static void s_batch_clear(batch_t *b)
 {
     b->n = 0;
+    b->nops = 0;
     b->used = 0;
     b->first_ms = 0;
     /* Give back memory after a burst: keep at most 8 MiB of arena between batches. */
@@ -146,7 +174,7 @@ static void s_commit(archiver_t *self, batch_t *b, void *notify)
     s_batch_fix(b);
     archive_append_result_t res;
     int64_t t0 = zclock_usecs();
-    int rc = archive_store_append(self->store, b->ev, b->n, &res);
+    int rc = archive_store_append_ops(self->store, b->ev, b->n, b->ops, b->nops, &res);
     s_record_commit(self, zclock_usecs() - t0);
     if (rc == 0) {
         atomic_fetch_add(&self->ingested, res.appended);
@@ -161,7 +189,8 @@ static void s_commit(archiver_t *self, batch_t *b, void *notify)
            still recover them if room is made (retention, a bigger map). */
         atomic_fetch_add(&self->commit_errors, 1);
         atomic_fetch_add(&self->refused, b->n);
-        zsys_error("weft-archiver: could not commit %zu events: %s (%s)", b->n,
+        zsys_error("weft-archiver: could not commit %zu events (and %zu repair records): %s (%s)",
+                   b->n, b->nops,
                    weft_strerror(rc), archive_store_last_error(self->store));
     }
 }
@@ -187,14 +216,14 @@ static void *s_writer(void *arg)
     while (1) {
         batch_t *b = self->filling;
         int64_t now = zclock_mono();
-        bool ready = b->n > 0 && (s_batch_full(self, b) || self->stopping ||
+        bool ready = (b->n > 0 || b->nops > 0) && (s_batch_full(self, b) || self->stopping ||
                                   now - b->first_ms >= self->opts.batch_ms);
         bool maint = now >= next_maint || trim_more;
         if (!ready && !maint) {
             if (self->stopping)
                 break;
             int64_t until = next_maint;
-            if (b->n > 0 && b->first_ms + self->opts.batch_ms < until)
+            if ((b->n > 0 || b->nops > 0) && b->first_ms + self->opts.batch_ms < until)
                 until = b->first_ms + self->opts.batch_ms;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -265,6 +294,7 @@ void archiver_ingest_stop(archiver_t *self)
         free(self->batches[i].ev);
         free(self->batches[i].at);
         free(self->batches[i].ids);
+        free(self->batches[i].ops);
     }
     pthread_cond_destroy(&self->ingest_cond);
     pthread_mutex_destroy(&self->ingest_lock);

@@ -22,7 +22,9 @@ typedef struct {
     size_t *at;            /* arena offset of each event's topic */
     uint8_t *ids;          /* WEFT_ID_SIZE bytes per event, filled at commit */
     size_t n, ev_cap;
-    int64_t first_ms;      /* when the first event arrived (batch age) */
+    int64_t first_ms;      /* when the first event (or op) arrived (batch age) */
+    archive_repair_op_t *ops; /* owed-repair bookkeeping committed with the events */
+    size_t nops, ops_cap;
 } batch_t;
 
 typedef struct {
@@ -67,6 +69,7 @@ struct archiver_t {
     repair_req_t repairs[REPAIR_QUEUE_MAX];
     size_t nrepairs;
     bool repair_stop;
+    bool repair_joined;           /* the thread has ended (requests still queue, unserved) */
     pthread_t repairer;
 
     /* service */
@@ -91,13 +94,25 @@ int archiver_ingest_add(archiver_t *self, const char *topic, size_t topic_size,
                         const uint8_t *envelope, size_t envelope_size, const uint8_t *payload,
                         size_t payload_size, const weft_envelope_t *env);
 
+/*  Adds an owed-repair record (or its clearing) to the filling batch, after the events
+    already in it: it commits with them (any thread, never waits). Returns 0, or -1 when
+    stopping or out of memory. */
+int archiver_ingest_note(archiver_t *self, const archive_repair_op_t *op);
+
 int archiver_ingest_start(archiver_t *self);
 void archiver_ingest_stop(archiver_t *self);
 
 int archiver_repair_start(archiver_t *self);
+/*  Ends the repair thread (waits for a fetch in progress); requests may still be queued
+    afterwards and are not served. */
+void archiver_repair_halt(archiver_t *self);
+/*  archiver_repair_halt, then frees the lock and condition: no request may come after. */
 void archiver_repair_stop(archiver_t *self);
-/*  Queues a repair of seq from..to of inst (merged with a queued one of the same inst). */
+/*  Queues a repair of seq from..to of inst (merged with a queued one of the same inst) and
+    records the range as owed in the filling batch, so that it survives a crash. */
 void archiver_repair_request(archiver_t *self, uint64_t inst, uint64_t from, uint64_t to);
+/*  Queues again the ranges the archive records as owed (after a restart). Returns how many. */
+size_t archiver_repair_resume(archiver_t *self);
 
 /*  The service actor (zactor_fn); args is the archiver. */
 void archiver_server(zsock_t *pipe, void *args);

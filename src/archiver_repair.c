@@ -3,7 +3,10 @@
 
     Requests come from the node thread when a source's seq jumps, when a heartbeat announces a
     seq the archive has not seen, and for the history of a source the archive meets for the
-    first time. They queue (bounded, merged per instance) and are served one at a time; a
+    first time. Each request is also written down as owed, in the same commit as the event
+    that revealed the gap, and cleared in the commit that follows the repaired events: after a
+    crash, archiver_repair_resume asks again for everything still owed, including gaps below a
+    source's highest stored seq that nothing else would reveal. They queue (bounded, merged per instance) and are served one at a time; a
     publisher that is not reachable is skipped (its events are counted unrepaired). Arrivals
     already archived are skipped by the store, so a repair that races live delivery costs a
     little work and never a duplicate.
@@ -34,10 +37,49 @@ static void archiver_repair_requeue_locked(archiver_t *self, const repair_req_t 
         atomic_fetch_add(&self->unrepaired, r->to - r->from + 1);
 }
 
+static void s_queue(archiver_t *self, uint64_t inst, uint64_t from, uint64_t to);
+
 void archiver_repair_request(archiver_t *self, uint64_t inst, uint64_t from, uint64_t to)
 {
     if (self->opts.no_repair || from == 0 || from > to)
         return;
+    /* Owed from now on: the record commits no later than the event that revealed the gap. */
+    archive_repair_op_t op = {inst, from, to, false};
+    archiver_ingest_note(self, &op);
+    s_queue(self, inst, from, to);
+}
+
+static int s_resume_one(uint64_t inst, uint64_t from, uint64_t to, void *arg)
+{
+    size_t *n = ((void **)arg)[1];
+    s_queue(((void **)arg)[0], inst, from, to);
+    (*n)++;
+    return 0;
+}
+
+size_t archiver_repair_resume(archiver_t *self)
+{
+    size_t n = 0;
+    if (self->opts.no_repair)
+        return 0;
+    archive_reader_t *r = archive_reader_new(self->store);
+    if (!r)
+        return 0;
+    void *ctx[2] = {self, &n};
+    if (archive_reader_begin(r) == WEFT_OK) {
+        if (archive_repairs_each(r, s_resume_one, ctx) != WEFT_OK)
+            zsys_warning("weft-archiver: cannot read the owed repairs: %s",
+                         archive_reader_last_error(r));
+        archive_reader_end(r);
+    }
+    archive_reader_destroy(&r);
+    if (n)
+        zsys_info("weft-archiver: %zu repairs owed before the restart are asked again", n);
+    return n;
+}
+
+static void s_queue(archiver_t *self, uint64_t inst, uint64_t from, uint64_t to)
+{
     pthread_mutex_lock(&self->repair_lock);
     size_t i;
     for (i = 0; i < self->nrepairs; i++)
@@ -125,6 +167,14 @@ static bool s_repair_one(archiver_t *self, const repair_req_t *r)
     return true;
 }
 
+/*  A finished repair (fetched, or given up and counted) is no longer owed: the clearing
+    record follows the repaired events into the batch. */
+static void s_settled(archiver_t *self, const repair_req_t *r)
+{
+    archive_repair_op_t op = {r->inst, r->from, r->to, true};
+    archiver_ingest_note(self, &op);
+}
+
 static void *s_repairer(void *arg)
 {
     archiver_t *self = arg;
@@ -162,6 +212,8 @@ static void *s_repairer(void *arg)
         self->nrepairs--;
         pthread_mutex_unlock(&self->repair_lock);
         bool finished = s_repair_one(self, &r);
+        if (finished)
+            s_settled(self, &r);
         pthread_mutex_lock(&self->repair_lock);
         if (!finished) {
             /* Not reachable yet (it may be learned in a moment): try again in half a second. */
@@ -181,13 +233,21 @@ int archiver_repair_start(archiver_t *self)
     return pthread_create(&self->repairer, NULL, s_repairer, self) == 0 ? 0 : -1;
 }
 
-void archiver_repair_stop(archiver_t *self)
+void archiver_repair_halt(archiver_t *self)
 {
+    if (self->repair_joined)
+        return;
     pthread_mutex_lock(&self->repair_lock);
     self->repair_stop = true;
     pthread_cond_broadcast(&self->repair_cond);
     pthread_mutex_unlock(&self->repair_lock);
     pthread_join(self->repairer, NULL);
+    self->repair_joined = true;
+}
+
+void archiver_repair_stop(archiver_t *self)
+{
+    archiver_repair_halt(self);
     pthread_cond_destroy(&self->repair_cond);
     pthread_mutex_destroy(&self->repair_lock);
 }

@@ -423,6 +423,83 @@ TEST_CASE("duplicates are skipped within a batch, across batches and across reop
     CHECK_EQ_INT(off, 1);
 }
 
+/* Collects owed repairs as (inst, from, to) triples. */
+typedef struct {
+    uint64_t r[16][3];
+    size_t n;
+} owed_t;
+
+static int owed_fn(uint64_t inst, uint64_t from, uint64_t to, void *arg)
+{
+    owed_t *o = arg;
+    if (o->n < 16) {
+        o->r[o->n][0] = inst;
+        o->r[o->n][1] = from;
+        o->r[o->n][2] = to;
+    }
+    o->n++;
+    return 0;
+}
+
+static owed_t t_owed(archive_store_t *s)
+{
+    owed_t o = {0};
+    archive_reader_t *r = archive_reader_new(s);
+    if (!r || archive_reader_begin(r) != WEFT_OK || archive_repairs_each(r, owed_fn, &o) != WEFT_OK)
+        o.n = 999;
+    archive_reader_destroy(&r);
+    return o;
+}
+
+TEST_CASE("owed repairs commit with their batch, survive reopen and are cleared by range",
+          t_owed_repairs)
+{
+    ev_t *ev = t_events(2);
+    ev_make(&ev[0], "a", 7, 10, 10, 5, 0);
+    ev_make(&ev[1], "a", 7, 4, 11, 5, 0);
+    CHECK((g_s = t_open()) != NULL);
+    archive_append_result_t res;
+    /* The event that reveals the gap and the debt, in one transaction. */
+    archive_repair_op_t owe[3] = {{7, 1, 9, false}, {8, 5, 6, false}, {7, 20, 30, false}};
+    CHECK_EQ_INT(archive_store_append_ops(g_s, &ev[0].in, 1, owe, 3, &res), WEFT_OK);
+    CHECK_EQ_INT(res.appended, 1);
+    owed_t o = t_owed(g_s);
+    CHECK_EQ_INT(o.n, 3);
+    CHECK(o.r[0][0] == 7 && o.r[0][1] == 1 && o.r[0][2] == 9);
+    CHECK(o.r[1][0] == 7 && o.r[1][1] == 20 && o.r[1][2] == 30);
+    CHECK(o.r[2][0] == 8 && o.r[2][1] == 5 && o.r[2][2] == 6);
+
+    /* The same start again keeps the larger end; ops alone (no event) still commit. */
+    archive_repair_op_t wider = {7, 1, 12, false}, narrower = {7, 1, 3, false};
+    CHECK_EQ_INT(archive_store_append_ops(g_s, NULL, 0, &wider, 1, &res), WEFT_OK);
+    CHECK_EQ_INT(archive_store_append_ops(g_s, NULL, 0, &narrower, 1, &res), WEFT_OK);
+    CHECK_EQ_INT(res.appended, 0);
+    archive_store_close(&g_s);
+    CHECK((g_s = t_open()) != NULL);
+    o = t_owed(g_s);
+    CHECK_EQ_INT(o.n, 3);
+    CHECK(o.r[0][1] == 1 && o.r[0][2] == 12);
+
+    /* Clearing 1..12 of inst 7, with the repaired event: 20..30 and inst 8 stay. */
+    archive_repair_op_t done = {7, 1, 12, true};
+    CHECK_EQ_INT(archive_store_append_ops(g_s, &ev[1].in, 1, &done, 1, &res), WEFT_OK);
+    CHECK_EQ_INT(res.appended, 1);
+    o = t_owed(g_s);
+    CHECK_EQ_INT(o.n, 2);
+    CHECK(o.r[0][0] == 7 && o.r[0][1] == 20);
+    CHECK(o.r[1][0] == 8);
+    /* A clearing that covers only part of a range leaves it owed. */
+    archive_repair_op_t part = {7, 20, 25, true};
+    CHECK_EQ_INT(archive_store_append_ops(g_s, NULL, 0, &part, 1, &res), WEFT_OK);
+    CHECK_EQ_INT(t_owed(g_s).n, 2);
+    archive_repair_op_t all7 = {7, 1, UINT64_MAX, true}, all8 = {8, 0, UINT64_MAX, true};
+    archive_repair_op_t both[2] = {all7, all8};
+    CHECK_EQ_INT(archive_store_append_ops(g_s, NULL, 0, both, 2, &res), WEFT_OK);
+    CHECK_EQ_INT(t_owed(g_s).n, 0);
+    CHECK_EQ_INT(archive_store_append_ops(g_s, NULL, 1, NULL, 0, &res), WEFT_EINVAL);
+    CHECK_EQ_INT(archive_store_append_ops(g_s, NULL, 0, NULL, 1, &res), WEFT_EINVAL);
+}
+
 TEST_CASE("fabric events with seq 0 are stored but not indexed by source", t_fabric)
 {
     ev_t *ev = t_events(3);
@@ -1360,7 +1437,7 @@ TEST_CASE("mdb_stat reads the archive", t_mdb_stat)
     out[n] = 0;
     int status = pclose(f);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    const char *dbs[] = {"events", "by_source", "by_id", "by_topic", "by_time", "meta"};
+    const char *dbs[] = {"events", "by_source", "by_id", "by_topic", "by_time", "meta", "repairs"};
     for (int i = 0; i < 6; i++) {
         char line[64];
         snprintf(line, sizeof(line), "Status of %s", dbs[i]);
@@ -1376,6 +1453,8 @@ int main(void)
         t_offsets);
     RUN("duplicates are skipped within a batch, across batches and across reopen",
         t_duplicates);
+    RUN("owed repairs commit with their batch, survive reopen and are cleared by range",
+        t_owed_repairs);
     RUN("fabric events with seq 0 are stored but not indexed by source", t_fabric);
     RUN("events are found by id and by source, with a high-water mark per source", t_find);
     RUN("seek_time finds the first offset received at or after a time, also when the clock "

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "archive_store.h"
 #include "testing.h"
 #include "weft.h"
 
@@ -614,6 +615,93 @@ TEST_CASE("a durable consumer handles each event once across a restart, includin
     s_arch_stop(&a, SIGTERM);
 }
 
+/*  The debt a crash leaves: events of a source below its highest archived seq that were owed
+    (their repair not yet committed). The archive is made to hold every odd seq of a publisher
+    (an archiver restricted to one prefix) and to owe the even ones, as the store records it
+    when a gap is seen; an archiver restarted on it without restriction must fetch exactly the
+    owed events from the publisher's outbox - nothing live reveals them (no later seq jumps,
+    and the heartbeats announce only the highest seq) - and then no longer owe them. */
+static int s_owed_count(uint64_t inst, uint64_t from, uint64_t to, void *arg)
+{
+    (void)inst;
+    (void)from;
+    (void)to;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static size_t s_owed(const char *dir)
+{
+    archive_opts_t so = {.dir = dir, .read_only = true};
+    int err;
+    char why[256];
+    archive_store_t *st = archive_store_open(&so, &err, why, sizeof(why));
+    if (!st) {
+        fprintf(stderr, "  cannot open %s: %s\n", dir, why);
+        return SIZE_MAX;
+    }
+    size_t n = 0;
+    archive_reader_t *r = archive_reader_new(st);
+    if (!r || archive_reader_begin(r) != WEFT_OK || archive_repairs_each(r, s_owed_count, &n))
+        n = SIZE_MAX;
+    archive_reader_destroy(&r);
+    archive_store_close(&st);
+    return n;
+}
+
+TEST_CASE("a gap below the highest archived seq, owed at a crash, is repaired after restart",
+          t_owed_after_restart)
+{
+    arch_proc_t a;
+    s_arch_init(&a, "owed");
+    const char *only_a[] = {"--prefix", "a.", NULL};
+    CHECK(s_arch_start(&a, only_a, NULL) == 0);
+    weft_node_t *pub = s_publisher("owed-pub", a.seed);
+    CHECK(pub);
+    CHECK(weft_node_wait_peer_named(pub, "archiver", 10000) == WEFT_OK);
+    CHECK(weft_node_wait_peers(pub, 5000) >= 1);
+    for (int i = 1; i <= 40; i++)
+        CHECK_EQ_INT(weft_publish(pub, i % 2 ? "a.odd" : "b.even", "x", 1, NULL, NULL), i);
+    CHECK(s_wait_events(a.svc, 20, 10000));
+    s_arch_stop(&a, SIGKILL);
+
+    /* What the archiver writes with the event that reveals a gap: seq 2..40 owed. */
+    archive_opts_t so = {.dir = a.dir, .sync = ARCHIVE_SYNC_ALWAYS};
+    int err;
+    char why[256] = "";
+    archive_store_t *st = archive_store_open(&so, &err, why, sizeof(why));
+    CHECK(st != NULL);
+    if (!st)
+        fprintf(stderr, "  %s\n", why);
+    archive_repair_op_t owe = {weft_node_inst(pub), 2, 40, false};
+    archive_append_result_t res;
+    CHECK_EQ_INT(archive_store_append_ops(st, NULL, 0, &owe, 1, &res), WEFT_OK);
+    archive_store_close(&st);
+    CHECK_EQ_INT(s_owed(a.dir), 1);
+
+    CHECK(s_arch_start(&a, NULL, NULL) == 0);
+    CHECK(s_wait_events(a.svc, 40, 15000));
+    weft_replay_opts_t o = {0};
+    recs_t r;
+    CHECK(s_replay(a.svc, &o, &r) == WEFT_OK);
+    CHECK_EQ_INT(r.n, 40);
+    bool seen[41] = {false};
+    int wrong = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        if (r.recs[i].seq < 1 || r.recs[i].seq > 40 || seen[r.recs[i].seq])
+            wrong++;
+        else
+            seen[r.recs[i].seq] = true;
+    }
+    CHECK_EQ_INT(wrong, 0); /* every seq 1..40 exactly once */
+    free(r.recs);
+    /* Settled: the clearing record commits with (or after) the repaired events. */
+    CHECK(WAIT_UNTIL(s_info_u64(a.svc, "events") == 40 && s_owed(a.dir) == 0, 5000));
+    weft_node_destroy(&pub);
+    s_arch_stop(&a, SIGTERM);
+    CHECK_EQ_INT(s_owed(a.dir), 0);
+}
+
 TEST_CASE("retention removes exactly the oldest events", t_retention)
 {
     arch_proc_t a;
@@ -708,6 +796,8 @@ int main(int argc, char **argv)
     RUN_CASE("a durable consumer handles each event once across a restart, including what was "
              "published while it was down",
              t_durable);
+    RUN_CASE("a gap below the highest archived seq, owed at a crash, is repaired after restart",
+             t_owed_after_restart);
     RUN_CASE("retention removes exactly the oldest events", t_retention);
     RUN_CASE("malformed and unknown requests get ERR with a code", t_malformed);
     char cmd[128];
