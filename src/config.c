@@ -25,6 +25,7 @@ typedef struct {
 } key_row_t;
 
 static const key_row_t s_keys[] = {
+    {"fabric/name", "weft", KIND_TEXT, "fabric this node belongs to; nodes of other fabrics are ignored"},
     {"node/name", "", KIND_TEXT, "node name (default: the name given in code, or node-<pid>)"},
     {"node/role", "node", KIND_TEXT, "role shown to the fabric: node, cli, archiver, dlq, ..."},
     {"node/bind", "tcp://127.0.0.1:*", KIND_TEXT, "endpoint the SUB socket binds (port * = ephemeral)"},

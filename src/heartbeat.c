@@ -37,9 +37,10 @@ void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb,
     msgpack_sbuffer_clear(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 15 + extra);
+    msgpack_pack_map(&pk, 16 + extra);
     ctl_pack_kv_str(&pk, "name", node->name);
     ctl_pack_kv_str(&pk, "role", node->role);
+    ctl_pack_kv_str(&pk, "fabric", node->fabric);
     ctl_pack_kv_uint(&pk, "inst", node->inst);
     ctl_pack_kv_uint(&pk, "pid", (uint64_t)getpid());
     ctl_pack_kv_str(&pk, "host", host);
@@ -52,7 +53,7 @@ void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb,
     ctl_pack_kv_uint(&pk, "peers_up", st.peers_up);
     ctl_pack_kv_uint(&pk, "peers_down", st.peers_down);
     ctl_pack_str(&pk, "counters");
-    msgpack_pack_map(&pk, 14);
+    msgpack_pack_map(&pk, 15);
     ctl_pack_kv_uint(&pk, "published", st.published);
     ctl_pack_kv_uint(&pk, "publish_errors", st.publish_errors);
     ctl_pack_kv_uint(&pk, "rate_limited", st.rate_limited);
@@ -67,6 +68,7 @@ void heartbeat_pack(weft_node_t *node, msgpack_sbuffer *sb,
     ctl_pack_kv_uint(&pk, "malformed", st.malformed);
     ctl_pack_kv_uint(&pk, "ctl_requests", st.ctl_requests);
     ctl_pack_kv_uint(&pk, "ctl_errors", st.ctl_errors);
+    ctl_pack_kv_uint(&pk, "foreign", st.foreign);
     ctl_pack_str(&pk, "outbox");
     msgpack_pack_map(&pk, 3);
     ctl_pack_kv_uint(&pk, "events", st.outbox_events);
@@ -104,6 +106,9 @@ int heartbeat_read(const void *data, size_t size, heartbeat_info_t *info)
         s_copy_str(&u.data, "sub", info->sub, sizeof(info->sub));
         s_copy_str(&u.data, "ctl", info->ctl, sizeof(info->ctl));
         s_copy_str(&u.data, "svc", info->svc, sizeof(info->svc));
+        s_copy_str(&u.data, "fabric", info->fabric, sizeof(info->fabric));
+        if (!info->fabric[0])
+            snprintf(info->fabric, sizeof(info->fabric), "weft");
         rc = 0;
     }
     msgpack_unpacked_destroy(&u);

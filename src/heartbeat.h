@@ -1,7 +1,7 @@
 /*  heartbeat.h - the payload of `_weft.hb`, sent by every node every heartbeat/interval.
 
     A msgpack map (docs/protocol.md, "Heartbeat"):
-      name, role, inst, pid, host, uptime_ms, hb_ms, seq (last data seq published),
+      name, role, fabric, inst, pid, host, uptime_ms, hb_ms, seq (last data seq published),
       sub, ctl (endpoints), peers_up, peers_down,
       counters: {published, received, delivered, dropped, gaps, repaired, handler_errors,
                  dead_lettered, malformed, ctl_requests, ctl_errors},
@@ -36,6 +36,7 @@ typedef struct {
     char sub[256];
     char ctl[256];
     char svc[256];
+    char fabric[65];          /* "weft" when the heartbeat has none */
 } heartbeat_info_t;
 
 /*  Reads a heartbeat payload (untrusted). Returns 0, or WEFT_EMALFORMED. */

@@ -54,7 +54,8 @@ static weft_config_t *s_config_copy(weft_config_t *from)
     if (!copy || !from)
         return copy;
     static const char *keys[] = {
-        "node/name", "node/role", "node/bind", "node/ctl_bind", "node/advertise", "node/service",
+        "fabric/name", "node/name", "node/role", "node/bind", "node/ctl_bind", "node/advertise",
+        "node/service",
         "node/linger", "node/state_dir",
         "node/loopback", "node/settle", "gossip/seeds", "gossip/bind", "peers/connect",
         "peers/down_beats", "peers/disconnect_after", "outbox/events", "outbox/bytes",
@@ -94,6 +95,16 @@ weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err)
     snprintf(self->role, sizeof(self->role), "%s", weft_config_get(cfg, "node/role"));
     snprintf(self->svc_endpoint, sizeof(self->svc_endpoint), "%s",
              weft_config_get(cfg, "node/service"));
+    const char *fabric = weft_config_get(cfg, "fabric/name");
+    if (!fabric || !s_name_ok(fabric) || strlen(fabric) > WEFT_FABRIC_MAX) {
+        zsys_error("weft: fabric/name '%s': 1..%d printable ASCII bytes, no spaces",
+                   fabric ? fabric : "", WEFT_FABRIC_MAX);
+        *err = WEFT_ECONFIG;
+        weft_config_destroy(&self->config);
+        free(self);
+        return NULL;
+    }
+    snprintf(self->fabric, sizeof(self->fabric), "%s", fabric);
     if (!s_name_ok(self->name) || !s_name_ok(self->role)) {
         zsys_error("weft: node name '%s' / role '%s': 1..255 printable ASCII bytes, no spaces",
                    self->name, self->role);
@@ -566,6 +577,7 @@ void weft_node_stats(weft_node_t *self, weft_stats_t *s)
     s->dead_letter_dropped = atomic_load(&c->dead_letter_dropped);
     s->retries = atomic_load(&c->retries);
     s->rate_limited = atomic_load(&c->rate_limited);
+    s->foreign = atomic_load(&c->foreign);
     s->redelivered = atomic_load(&c->redelivered);
     s->malformed = atomic_load(&c->malformed);
     s->ctl_requests = atomic_load(&c->ctl_requests);

@@ -259,7 +259,7 @@ static int s_dispatch(self_t *self, const char *topic, size_t topic_len, bool fa
 
 static void s_update_readiness(self_t *self);
 
-static void s_peer_connect(self_t *self, peer_t *p)
+void node_actor_peer_connect(self_t *self, peer_t *p)
 {
     if (p->connected || !p->sub[0] || p->inst == self->node->inst)
         return;
@@ -276,7 +276,7 @@ static void s_peer_connect(self_t *self, peer_t *p)
                   p->sub);
 }
 
-static void s_peer_disconnect(self_t *self, peer_t *p)
+void node_actor_peer_disconnect(self_t *self, peer_t *p)
 {
     if (!p->connected)
         return;
@@ -290,46 +290,87 @@ static void s_handle_gossip(self_t *self)
     char *key = NULL, *value = NULL;
     if (discovery_recv(self->discovery, &key, &value) == 0) {
         uint64_t inst;
-        char name[WEFT_NAME_MAX + 1], role[32], sub[256], ctl[256], svc[256];
-        if (peers_tuple_parse(key, value, &inst, name, role, sub, ctl, svc) == 0 &&
-            inst != self->node->inst) {
+        char fabric[PEERS_FABRIC_CAP], name[WEFT_NAME_MAX + 1], role[32], sub[256], ctl[256],
+            svc[256];
+        int rc = peers_tuple_parse(key, value, &inst, fabric, name, role, sub, ctl, svc);
+        if (rc == 0 && strcmp(fabric, self->node->fabric) != 0) {
+            /* A node of another fabric announced through a seed we share: not a peer. */
+            atomic_fetch_add(&self->node->counters.foreign, 1);
+        } else if (rc == 0 && inst != self->node->inst) {
             atomic_store(&self->node->readiness.gossip_heard, true);
             bool is_new;
             peer_t *p = peers_learn(self->peers, inst, name, role, sub, ctl, svc,
                                     node_mono_ms(), &is_new);
             if (p)
-                s_peer_connect(self, p);
+                node_actor_peer_connect(self, p);
         }
     }
     zstr_free(&key);
     zstr_free(&value);
 }
 
-static void s_handle_heartbeat(self_t *self, const weft_envelope_t *env, const void *payload,
+static source_t *s_source_lookup(self_t *self, uint64_t inst, int64_t now);
+
+/*  A heartbeat of another fabric's node reached our SUB socket: its publisher is connected to
+    us, because it once knew a peer of its own fabric at our endpoint (ports are reused). Its
+    events are dropped from now on (the source is marked foreign), and if our publisher is
+    connected to its endpoint for the same reason - a record of ours that lived there - that
+    record goes, so that our events stop reaching it. It does the same on our heartbeat. */
+static void s_foreign_heartbeat(self_t *self, const heartbeat_info_t *hb)
+{
+    weft_node_t *node = self->node;
+    atomic_fetch_add(&node->counters.foreign, 1);
+    source_t *src = s_source_lookup(self, hb->inst, node_mono_ms());
+    if (src && !src->foreign) {
+        src->foreign = true;
+        zsys_warning("weft[%s]: ignoring node %s (%016" PRIx64 ") of fabric '%s' (this node is "
+                     "of fabric '%s'); its events are dropped",
+                     node->name, hb->name, hb->inst, hb->fabric, node->fabric);
+    }
+    uint64_t stale[16];
+    int nstale = 0;
+    for (peer_t *p = peers_first(self->peers); p && nstale < 16; p = peers_next(self->peers))
+        if (p->inst != hb->inst && hb->sub[0] && strcmp(p->sub, hb->sub) == 0)
+            stale[nstale++] = p->inst;
+    for (int i = 0; i < nstale; i++) {
+        peer_t *p = peers_lookup(self->peers, stale[i]);
+        node_actor_peer_disconnect(self, p);
+        peers_forget(self->peers, stale[i]);
+    }
+}
+
+/*  Learns from a heartbeat. Returns false when it comes from another fabric (then it is not
+    passed on to the node's own subscriptions either). */
+static bool s_handle_heartbeat(self_t *self, const weft_envelope_t *env, const void *payload,
                                size_t size)
 {
     heartbeat_info_t hb;
     if (heartbeat_read(payload, size, &hb) != 0 || hb.inst != env->inst) {
         atomic_fetch_add(&self->node->counters.malformed, 1);
         s_warn(self, "malformed heartbeat from %s", env->src);
-        return;
+        return false;
     }
     if (hb.inst == self->node->inst)
-        return;
+        return true;
+    if (strcmp(hb.fabric, self->node->fabric) != 0) {
+        s_foreign_heartbeat(self, &hb);
+        return false;
+    }
     bool is_new;
     int64_t now = node_mono_ms();
     peer_t *p = peers_learn(self->peers, hb.inst, hb.name, hb.role, hb.sub, hb.ctl, hb.svc, now,
                             &is_new);
     if (!p)
-        return;
+        return true;
     if (p->state == PEER_DOWN)
         zsys_info("weft[%s]: peer %s (%016" PRIx64 ") is up again", self->node->name, p->name,
                   p->inst);
     p->state = PEER_UP;
     p->last_hb_ms = now;
-    s_peer_connect(self, p);
+    node_actor_peer_connect(self, p);
     if (self->repair_subs > 0)
         node_repair_heartbeat(self, hb.inst, hb.seq);
+    return true;
 }
 
 /*  Readiness for weft_node_wait_peers: a peer endpoint is ready when its connection completed
@@ -350,7 +391,8 @@ static void s_update_readiness(self_t *self)
 }
 
 /*  Liveness: a peer is down (and disconnected) after down_beats heartbeats of silence, and
-    forgotten after disconnect_after ms. Publishes counts and readiness for the API. */
+    forgotten after disconnect_after ms; meanwhile it is probed (node_probe.c). Publishes
+    counts and readiness for the API. */
 static void s_peers_tick(self_t *self, int64_t now)
 {
     weft_node_t *node = self->node;
@@ -369,7 +411,7 @@ static void s_peers_tick(self_t *self, int64_t now)
             /* Stop reconnecting at once: its port may soon belong to some other process
                (another fabric's node), which must not start receiving our events. If the
                peer is only slow, its next heartbeat connects us again. */
-            s_peer_disconnect(self, p);
+            node_actor_peer_disconnect(self, p);
         }
         if (p->state == PEER_DOWN && now - heard > node->disconnect_after_ms && nforget < 64)
             forget[nforget++] = p->inst;
@@ -378,11 +420,12 @@ static void s_peers_tick(self_t *self, int64_t now)
     }
     for (int i = 0; i < nforget; i++) {
         peer_t *p = peers_lookup(self->peers, forget[i]);
-        s_peer_disconnect(self, p);
+        node_actor_peer_disconnect(self, p);
         peers_forget(self->peers, forget[i]);
     }
     atomic_store(&node->counters.peers_up, up);
     atomic_store(&node->counters.peers_down, down);
+    node_probe_tick(self, now);
 
     s_update_readiness(self);
 }
@@ -409,7 +452,7 @@ static void s_handle_monitor(self_t *self)
                ZeroMQ's reconnection. */
             for (peer_t *p = peers_first(self->peers); p; p = peers_next(self->peers))
                 if (p->connected && strcmp(p->sub, endpoint) == 0)
-                    s_peer_disconnect(self, p);
+                    node_actor_peer_disconnect(self, p);
         }
         else if (endpoint && event == ZMQ_EVENT_CONNECT_RETRIED)
             peers_endpoint_refused(self->peers, endpoint);
@@ -536,8 +579,16 @@ static bool s_recv_one(self_t *self)
     memcpy(topic_str, zmq_msg_data(&topic), tlen);
     topic_str[tlen] = 0;
     if (weft_topic_is_fabric(topic_str, tlen)) {
-        if (strcmp(topic_str, "_weft.hb") == 0)
-            s_handle_heartbeat(self, &env, zmq_msg_data(&payload), zmq_msg_size(&payload));
+        if (strcmp(topic_str, "_weft.hb") == 0) {
+            if (!s_handle_heartbeat(self, &env, zmq_msg_data(&payload), zmq_msg_size(&payload)))
+                goto done;
+        } else {
+            source_t *fs = node_actor_source(self, env.inst);
+            if (fs && fs->foreign) {
+                atomic_fetch_add(&node->counters.foreign, 1);
+                goto done;
+            }
+        }
         s_dispatch(self, topic_str, tlen, true, &env, &envf, zmq_msg_data(&payload),
                    zmq_msg_size(&payload), DISPATCH_ALL);
         goto done;
@@ -547,9 +598,13 @@ static bool s_recv_one(self_t *self)
         s_warn(self, "dropped a data event with seq 0 from %s", env.src);
         goto done;
     }
-    atomic_fetch_add(&node->counters.received, 1);
     int64_t now = node_mono_ms();
     source_t *src = s_source(self, env.inst, now);
+    if (src && src->foreign) {
+        atomic_fetch_add(&node->counters.foreign, 1);
+        goto done;
+    }
+    atomic_fetch_add(&node->counters.received, 1);
     if (src) {
         if (src->last_seq && env.seq <= src->last_seq) {
             atomic_fetch_add(&node->counters.dropped, 1); /* duplicate or replayed: once only */
@@ -1148,8 +1203,8 @@ static int s_start(self_t *self)
     if (self->discovery) {
         char key[17], value[1024];
         snprintf(key, sizeof(key), "%016" PRIx64, node->inst);
-        if (peers_tuple_format(value, sizeof(value), node->name, node->role, node->sub_endpoint,
-                               node->ctl_endpoint, node->svc_endpoint) == 0)
+        if (peers_tuple_format(value, sizeof(value), node->fabric, node->name, node->role,
+                               node->sub_endpoint, node->ctl_endpoint, node->svc_endpoint) == 0)
             discovery_announce(self->discovery, key, value);
     }
     /* Without a gossip client there is nothing to hear; holding the only seed, neither. */
@@ -1181,6 +1236,7 @@ static void s_stop(self_t *self)
     node_dlq_stop(self);
     zhashx_destroy(&self->sources);
     topic_table_destroy(&self->recv_topics);
+    node_probe_stop(self);
     peers_destroy(&self->peers);
     if (self->monitor) {
         pthread_mutex_lock(&self->node->pub_lock);
@@ -1285,6 +1341,8 @@ void node_actor(zsock_t *pipe, void *args)
         }
         streams_busy = ctl_streams_pump(self->streams, self->ctl, now);
         node_dlq_handle_acks(self);
+        if (self->nprobes)
+            node_probe_poll(self, now);
     }
     atomic_store(&node->actor_running, false);
     s_stop(self);

@@ -12,6 +12,7 @@
 #include "node_internal.h"
 #include "node_stats.h"
 #include "peers.h"
+#include "weft/control.h"
 
 typedef struct catchup_t catchup_t;
 typedef struct durable_t durable_t;
@@ -59,7 +60,17 @@ typedef struct {
     int64_t last_ts;            /* publish ts of the last event */
     uint64_t gaps;              /* events found missing from this source */
     char name[WEFT_NAME_MAX + 1]; /* its src name */
+    bool foreign;               /* of another fabric (its heartbeat said): events dropped */
 } source_t;
+
+/*  A control PING to a down peer, waiting for its answer (node_probe.c). */
+#define PROBES_MAX 8
+typedef struct {
+    uint64_t inst;              /* the peer probed */
+    weft_ctl_t *ctl;            /* DEALER to its control endpoint */
+    uint64_t id;                /* request id of the PING */
+    int64_t deadline;           /* monotonic ms; no answer by then: given up */
+} node_probe_t;
 
 typedef struct {
     weft_node_t *node;
@@ -100,6 +111,8 @@ typedef struct {
     unsigned state_dbi;
     int state_lock;             /* lock file descriptor of the state directory, -1 */
     struct repairer_t *repairer; /* its thread (node_repair.c), started on first use */
+    node_probe_t probes[PROBES_MAX]; /* PINGs to down peers under way (node_probe.c) */
+    int nprobes;
 } self_t;
 
 /*  Which subscriptions a dispatch goes to. */
@@ -118,6 +131,22 @@ int node_actor_invoke(self_t *self, weft_sub_t *sub, const char *topic,
 void node_actor_call(self_t *self, weft_sub_t *sub, const char *topic,
                      const weft_envelope_t *env, const uint8_t *envelope_raw,
                      size_t envelope_size, const void *payload, size_t size);
+
+/*  Connects the publisher to a peer's SUB endpoint (no-op when connected, when it has none,
+    or when it is this node), or disconnects it (no-op when not connected). */
+void node_actor_peer_connect(self_t *self, peer_t *p);
+void node_actor_peer_disconnect(self_t *self, peer_t *p);
+
+/* ---- probes: reaching down peers again (node_probe.c) --------------------------------- */
+
+/*  Starts the PINGs that are due to down, disconnected peers (called from the peers tick). */
+void node_probe_tick(self_t *self, int64_t now_ms);
+/*  Reads the answers that arrived (never waits): the same instance is connected again,
+    another instance at its endpoint makes the record forgotten; unanswered probes end at
+    their deadline. */
+void node_probe_poll(self_t *self, int64_t now_ms);
+/*  Ends every probe (node stop). */
+void node_probe_stop(self_t *self);
 
 /*  The tracking record of a source instance, or NULL. */
 source_t *node_actor_source(self_t *self, uint64_t inst);

@@ -19,13 +19,14 @@
 #include "weft/service.h"
 
 #define WEFT_ROLE_MAX 31
+#define WEFT_FABRIC_MAX 64             /* bytes of a fabric name (fabric/name) */
 #define WEFT_ENDPOINT_MAX 255
 
 /*  Counters, one atomic each, so weft_node_stats needs no lock. */
 typedef struct {
     atomic_uint_fast64_t published, publish_errors, received, delivered, dropped, gaps, repaired,
         handler_errors, dead_lettered, malformed, ctl_requests, ctl_errors, dead_letter_pending,
-        dead_letter_dropped, retries, redelivered, unrepaired, rate_limited;
+        dead_letter_dropped, retries, redelivered, unrepaired, rate_limited, foreign;
     atomic_uint_fast32_t peers_up, peers_down;
 } node_counters_t;
 
@@ -53,6 +54,7 @@ struct weft_node_t {
     /* immutable after start */
     char name[WEFT_NAME_MAX + 1];
     char role[WEFT_ROLE_MAX + 1];
+    char fabric[WEFT_FABRIC_MAX + 1]; /* fabric/name: peers of another fabric are ignored */
     uint64_t inst;
     uint8_t env_prefix[320];       /* envelope bytes up to seq's value: v, src, inst (envelope.c) */
     size_t env_prefix_len;

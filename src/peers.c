@@ -165,11 +165,11 @@ void peers_endpoint_counts(peers_t *self, const char *self_endpoint, int *waitin
     }
 }
 
-int peers_tuple_format(char *out, size_t cap, const char *name, const char *role,
-                       const char *sub, const char *ctl, const char *svc)
+int peers_tuple_format(char *out, size_t cap, const char *fabric, const char *name,
+                       const char *role, const char *sub, const char *ctl, const char *svc)
 {
-    int n = snprintf(out, cap, "weft/1 name=%s role=%s sub=%s ctl=%s%s%s", name, role, sub, ctl,
-                     svc && *svc ? " svc=" : "", svc && *svc ? svc : "");
+    int n = snprintf(out, cap, "weft/1 name=%s role=%s sub=%s ctl=%s%s%s fabric=%s", name, role,
+                     sub, ctl, svc && *svc ? " svc=" : "", svc && *svc ? svc : "", fabric);
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
@@ -195,8 +195,8 @@ static int s_field(const char *value, const char *field, char *out, size_t cap)
     return -1;
 }
 
-int peers_tuple_parse(const char *key, const char *value, uint64_t *inst, char *name,
-                      char *role, char *sub, char *ctl, char *svc)
+int peers_tuple_parse(const char *key, const char *value, uint64_t *inst, char *fabric,
+                      char *name, char *role, char *sub, char *ctl, char *svc)
 {
     if (!key || !value || strlen(key) != 16 || strncmp(value, "weft/1 ", 7) != 0)
         return -1;
@@ -209,5 +209,7 @@ int peers_tuple_parse(const char *key, const char *value, uint64_t *inst, char *
         return -1;
     if (s_field(value, "svc", svc, 256) != 0)
         svc[0] = 0;
+    if (s_field(value, "fabric", fabric, PEERS_FABRIC_CAP) != 0)
+        snprintf(fabric, PEERS_FABRIC_CAP, "weft");
     return 0;
 }

@@ -7,7 +7,8 @@
 
     Gossip tuple (czmq zgossip key/value strings):
         key   = instance id as 16 lower-case hex digits
-        value = "weft/1 name=<name> role=<role> sub=<endpoint> ctl=<endpoint>[ svc=<endpoint>]"
+        value = "weft/1 name=<name> role=<role> sub=<endpoint> ctl=<endpoint>[ svc=<endpoint>]
+                 [ fabric=<name>]"
     Fields are separated by single spaces; values contain no spaces. Unknown fields are ignored;
     svc (the endpoint of a role's service, e.g. the archiver's) is optional.
 
@@ -35,6 +36,8 @@ typedef struct {
     int64_t learned_ms;     /* monotonic ms when first learned */
     int64_t last_hb_ms;     /* monotonic ms of the last heartbeat, 0 = none yet */
     bool connected;         /* our publisher is connected to sub */
+    int64_t next_probe_ms;  /* down: when to PING its control endpoint next (node_probe.c) */
+    int probe_gap_ms;       /* down: the current interval between those PINGs */
 } peer_t;
 
 typedef struct peers_t peers_t;
@@ -78,12 +81,14 @@ void peers_endpoint_counts(peers_t *self, const char *self_endpoint, int *waitin
                            int *handshaked, bool *self_done);
 
 /*  Formats this node's gossip tuple value. Returns 0, or -1 if it does not fit. */
-int peers_tuple_format(char *out, size_t cap, const char *name, const char *role,
-                       const char *sub, const char *ctl, const char *svc);
+int peers_tuple_format(char *out, size_t cap, const char *fabric, const char *name,
+                       const char *role, const char *sub, const char *ctl, const char *svc);
 
-/*  Parses a gossip tuple. Returns 0, or -1 for a tuple that is not a weft/1 node tuple (other
+/*  Parses a gossip tuple. fabric (PEERS_FABRIC_CAP bytes) gets the tuple's fabric, "weft"
+    when it has none. Returns 0, or -1 for a tuple that is not a weft/1 node tuple (other
     applications may share the gossip network; such tuples are ignored). */
-int peers_tuple_parse(const char *key, const char *value, uint64_t *inst, char *name,
-                      char *role, char *sub, char *ctl, char *svc);
+#define PEERS_FABRIC_CAP 65
+int peers_tuple_parse(const char *key, const char *value, uint64_t *inst, char *fabric,
+                      char *name, char *role, char *sub, char *ctl, char *svc);
 
 #endif

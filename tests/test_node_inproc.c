@@ -300,6 +300,70 @@ TEST_CASE("when the seed's holder stops, another node takes the seed and newcome
     weft_node_destroy(&b);
 }
 
+static weft_node_t *s_fabric_node(const char *name, const char *fabric, const char *seed,
+                                  bool bind_seed, const char *connect)
+{
+    weft_config_t *cfg = s_config(seed, bind_seed);
+    weft_config_set(cfg, "fabric/name", fabric);
+    if (connect)
+        weft_config_set(cfg, "peers/connect", connect);
+    int err = 0;
+    weft_node_t *node = weft_node_new(name, cfg, &err);
+    weft_config_destroy(&cfg);
+    return node;
+}
+
+TEST_CASE("nodes of another fabric are ignored, even through a shared seed or a connection",
+          t_fabrics)
+{
+    weft_node_t *a = s_fabric_node("red-a", "red", NULL, true, NULL);
+    CHECK(a);
+    const char *seed = weft_node_gossip_endpoint(a);
+    CHECK(seed);
+    weft_node_t *c = s_fabric_node("red-c", "red", seed, false, NULL);
+    /* blue-b shares the seed and its publisher is even connected to red-a's SUB socket, as a
+       reused port would do. */
+    weft_node_t *b = s_fabric_node("blue-b", "blue", seed, false, weft_node_sub_endpoint(a));
+    CHECK(b && c);
+    sink_t sa = {0}, sb = {0}, sc = {0};
+    int err;
+    CHECK(weft_subscribe(a, "", s_sink, &sa, NULL, &err));
+    CHECK(weft_subscribe(b, "", s_sink, &sb, NULL, &err));
+    CHECK(weft_subscribe(c, "", s_sink, &sc, NULL, &err));
+    CHECK(weft_node_wait_peer_named(a, "red-c", 5000) == WEFT_OK);
+    CHECK(weft_node_wait_peer_named(c, "red-a", 5000) == WEFT_OK);
+    CHECK(weft_node_wait_peers(a, 5000) >= 1);
+    /* red-a has heard blue-b's heartbeat through that connection, and ignored it. */
+    weft_stats_t st;
+    CHECK(WAIT_UNTIL((weft_node_stats(a, &st), st.foreign > 0), 5000));
+    weft_peer_info_t info;
+    CHECK(weft_node_find_peer(a, 0, NULL, "blue-b", 0, &info) != WEFT_OK);
+    CHECK(weft_node_find_peer(c, 0, NULL, "blue-b", 0, &info) != WEFT_OK);
+    CHECK(weft_node_find_peer(b, 0, NULL, "red-a", 0, &info) != WEFT_OK);
+
+    for (int i = 0; i < 100; i++)
+        CHECK(weft_publish(a, "task.red", "x", 1, NULL, NULL) > 0);
+    CHECK(WAIT_UNTIL(atomic_load(&sc.count) == 100, 5000));
+    weft_node_stats(a, &st);
+    uint64_t foreign_before = st.foreign;
+    for (int i = 0; i < 50; i++)
+        CHECK(weft_publish(b, "task.blue", "x", 1, NULL, NULL) > 0);
+    CHECK(WAIT_UNTIL(atomic_load(&sb.count) == 50, 5000)); /* its own loopback */
+    /* Each of the 50 reached red-a and was dropped there, counted. */
+    CHECK(WAIT_UNTIL((weft_node_stats(a, &st), st.foreign >= foreign_before + 50), 5000));
+    CHECK_EQ_INT(atomic_load(&sa.count), 100);
+    CHECK_EQ_INT(atomic_load(&sc.count), 100);
+    CHECK_EQ_INT(atomic_load(&sb.count), 50); /* nothing of red reached blue */
+    CHECK_STR(sa.last_topic, "task.red");
+
+    /* A fabric name that is not a name is refused. */
+    weft_node_t *bad = s_fabric_node("bad", "two words", NULL, false, NULL);
+    CHECK(bad == NULL);
+    weft_node_destroy(&b);
+    weft_node_destroy(&c);
+    weft_node_destroy(&a);
+}
+
 TEST_CASE("a topic rate limit refuses (or drops) what is over it, per prefix", t_storm)
 {
     weft_config_t *cfg = s_config(NULL, false);
@@ -397,6 +461,8 @@ int main(void)
     RUN_CASE("FETCH over an event too big for the outbox counts it missing and ends", t_fetch_hole);
     RUN_CASE("when the seed's holder stops, another node takes the seed and newcomers are found",
              t_seed_takeover);
+    RUN_CASE("nodes of another fabric are ignored, even through a shared seed or a connection",
+             t_fabrics);
     RUN_CASE("a topic rate limit refuses (or drops) what is over it, per prefix", t_storm);
     RUN_CASE("configuration resolves code over environment over file over defaults", t_config);
     return TEST_EXIT();

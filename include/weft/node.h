@@ -145,6 +145,7 @@ typedef struct {
                                      no_dead_letter) */
     uint64_t retries;         /* local handler retries */
     uint64_t rate_limited;    /* events refused or dropped by a topic rate limit */
+    uint64_t foreign;         /* messages from nodes of another fabric (fabric/name), ignored */
     uint64_t redelivered;     /* REDELIVER requests served */
     uint64_t malformed;       /* data messages rejected by the decoder */
     uint64_t ctl_requests;    /* control requests served */
