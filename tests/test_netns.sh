@@ -20,8 +20,14 @@
 #   - C receives events published after the removal;
 #   - a subscriber started on C after the removal finds the fabric through the remaining
 #     seed alone and receives events;
-#   - the archive (weft replay via the archiver on B) holds every seq 1..4000 of the
+#   - the archive (weft replay via the archiver on B) holds every seq 1..COUNT of the
 #     publisher, each exactly once.
+# Then hosts A and C are cut off from each other (a blackhole route on each side, and their
+# TCP connections ended; both keep reaching B, so gossip notices nothing) until C's subscriber and the publisher have each
+# marked the other down, and for 3 s more; then the routes go. The two must find each other
+# again - neither hears the other's heartbeats any more and gossip has nothing new to say:
+# the control PINGs to a down peer reconnect them - and C must receive events published after
+# the partition healed.
 #
 # Needs root and `ip netns`; otherwise prints "SKIP: ..." and exits 77 (ctest: skipped).
 # Every namespace and every process started here is removed in a trap on every exit path;
@@ -31,7 +37,7 @@
 set -u
 weft=$1
 archiver=$2
-COUNT=4000
+COUNT=6000
 RATE=200
 
 skip() {
@@ -207,6 +213,36 @@ ip netns exec "$nsC" "$weft" sub nt. --name netns-late-c --seed "$seeds" --gossi
     >"$dir/late.out" 2>"$dir/late.err" &
 late=$!; pids="$pids $late"
 set +f
+late_done() { ! kill -0 "$late" 2>/dev/null; }
+poll 45 late_done
+wait "$late"
+check "a subscriber started on C after the removal receives events (exit 0)" test $? -eq 0
+check "... 5 of them" test "$(grep -c '"seq":' "$dir/late.out")" -eq 5
+
+# ---- mid-run: hosts A and C are cut off from each other, then healed ---------------------
+ip -n "$nsA" route add blackhole "$ipC/32" || die "cannot cut A off from C"
+ip -n "$nsC" route add blackhole "$ipA/32" || die "cannot cut C off from A"
+# End the TCP connections between them too, as a long partition eventually does (else ZeroMQ
+# would hold them, with what they queued, until the partition heals).
+in_ns "$nsA" ss -K dst "$ipC" >/dev/null 2>&1
+in_ns "$nsC" ss -K dst "$ipA" >/dev/null 2>&1
+pub_saw_c_down() { grep -q "peer netns-sub-c (.*) is down" "$dir/pub.err"; }
+c_saw_pub_down() { grep -q "peer netns-pub (.*) is down" "$dir/sub.err"; }
+poll 15 pub_saw_c_down || die "the publisher did not mark C's subscriber down"
+poll 15 c_saw_pub_down || die "C's subscriber did not mark the publisher down"
+# The partition lasts a while longer: longer than what the disconnected sockets linger to
+# flush (node/linger, 0.5 s), so that nothing sent before it can still arrive after it.
+sleep 3
+ip -n "$nsA" route del blackhole "$ipC/32" || die "cannot heal A's side"
+ip -n "$nsC" route del blackhole "$ipA/32" || die "cannot heal C's side"
+at_heal=$(max_n)
+echo "cut A and C apart until both marked the other down, plus 3 s; healed when C had seen event $at_heal"
+pub_running() { kill -0 "$pub" 2>/dev/null; }
+check "the publisher was still publishing when the partition healed" pub_running
+progressed() { m=$(max_n); [ "${m:-0}" -gt $((at_heal + RATE)) ]; }
+check "C receives events published after the partition healed" poll 20 progressed
+check "a PING answered by a down peer connected them again" \
+    grep -q "answers on .*: connecting to it again" "$dir/pub.err" "$dir/sub.err"
 
 # ---- the end ----------------------------------------------------------------------------------
 pub_done() { ! kill -0 "$pub" 2>/dev/null; }
@@ -217,11 +253,6 @@ check "the publisher reports $COUNT events" grep -q "published $COUNT events" "$
 after=$(max_n)
 check "C received events published after the removal ($at_removal -> $after)" \
     test "${after:-0}" -gt "$at_removal"
-late_done() { ! kill -0 "$late" 2>/dev/null; }
-poll 45 late_done
-wait "$late"
-check "a subscriber started on C after the removal receives events (exit 0)" test $? -eq 0
-check "... 5 of them" test "$(grep -c '"seq":' "$dir/late.out")" -eq 5
 
 # The archive: every seq 1..COUNT of the publisher, each once (repairs may take a moment).
 archived() {
