@@ -322,10 +322,10 @@ void archiver_destroy(archiver_t **self_p)
     if (!self_p || !*self_p)
         return;
     archiver_t *self = *self_p;
-    if (self->repairer)
+    if (self->nrepairers)
         archiver_repair_halt(self);      /* the repair thread no longer uses the node */
     weft_node_destroy(&self->node);      /* no more handler calls */
-    if (self->repairer)
+    if (self->nrepairers)
         archiver_repair_stop(self);
     if (self->writer)
         archiver_ingest_stop(self);      /* commits what is pending */

@@ -11,6 +11,7 @@
 
 #define COMMIT_SAMPLES 1024
 #define REPAIR_QUEUE_MAX 1024
+#define REPAIR_WORKERS 4         /* repairs of different instances run side by side */
 #define BATCH_BYTES_MAX (64u << 20)
 
 /*  One batch being filled or committed. Events are stored in the arena back to back; their
@@ -32,6 +33,12 @@ typedef struct {
     int attempts;          /* tries while the publisher was not (yet) reachable */
     int64_t not_before;    /* monotonic ms */
 } repair_req_t;
+
+/*  What a repair worker thread is given: the archiver and its slot in `repairing`. */
+typedef struct {
+    archiver_t *self;
+    int slot;
+} worker_arg_t;
 
 typedef struct {
     uint64_t last_seq;     /* highest seq known archived or seen live from this instance */
@@ -69,8 +76,11 @@ struct archiver_t {
     repair_req_t repairs[REPAIR_QUEUE_MAX];
     size_t nrepairs;
     bool repair_stop;
-    bool repair_joined;           /* the thread has ended (requests still queue, unserved) */
-    pthread_t repairer;
+    bool repair_joined;           /* the threads have ended (requests still queue, unserved) */
+    pthread_t repairers[REPAIR_WORKERS];
+    int nrepairers;               /* started */
+    worker_arg_t repair_args[REPAIR_WORKERS];
+    uint64_t repairing[REPAIR_WORKERS]; /* instance each worker is repairing, 0 when idle */
 
     /* service */
     zactor_t *server;

@@ -1,18 +1,24 @@
-/*  archiver_repair.c - the archiver's repair thread: fetches missing seq ranges from the
+/*  archiver_repair.c - the archiver's repair workers: fetch missing seq ranges from the
     publishers' outboxes (FETCH on their control endpoints) into the ingest batch.
 
     Requests come from the node thread when a source's seq jumps, when a heartbeat announces a
     seq the archive has not seen, and for the history of a source the archive meets for the
-    first time. Each request is also written down as owed, in the same commit as the event
-    that revealed the gap, and cleared in the commit that follows the repaired events: after a
-    crash, archiver_repair_resume asks again for everything still owed, including gaps below a
-    source's highest stored seq that nothing else would reveal. They queue (bounded, merged per instance) and are served one at a time; a
-    publisher that is not reachable is skipped (its events are counted unrepaired). Arrivals
-    already archived are skipped by the store, so a repair that races live delivery costs a
-    little work and never a duplicate.
+    first time. They queue (bounded, merged per instance); REPAIR_WORKERS threads serve them,
+    never two on the same instance, so a publisher that died with a FETCH under way holds up
+    one worker for the FETCH timeout, not every repair. A publisher not known yet, or one that
+    is still up but did not answer in full, is asked again every REPAIR_RETRY_MS for up to
+    REPAIR_ATTEMPTS times; then its events are counted unrepaired. Arrivals already archived
+    are skipped by the store, so a repair that races live delivery costs a little work and
+    never a duplicate.
+
+    Each request is also written down as owed, in the same commit as the event that revealed
+    the gap, and cleared in the commit that follows the repaired events: after a crash,
+    archiver_repair_resume asks again for everything still owed, including gaps below a
+    source's highest stored seq that nothing else would reveal.
 */
 #include "archiver_internal.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <time.h>
 
@@ -125,7 +131,8 @@ static int s_on_fetched(const weft_wire_event_t *ev, void *arg)
     return 0;
 }
 
-/*  Returns false when the publisher is not known (yet): the caller retries later. */
+/*  Returns false when the publisher is not known (yet), or did not answer in full while it is
+    still up: the caller tries again later (within REPAIR_ATTEMPTS). */
 static bool s_repair_one(archiver_t *self, const repair_req_t *r)
 {
     weft_peer_info_t peer;
@@ -156,6 +163,10 @@ static bool s_repair_one(archiver_t *self, const repair_req_t *r)
                                      s_on_fetched, &ctx, FETCH_TIMEOUT_MS, &tot, why);
     weft_ctl_destroy(&ctl);
     atomic_fetch_add(&self->repaired, ctx.got);
+    if (rc != WEFT_OK && r->attempts < REPAIR_ATTEMPTS && !self->repair_stop &&
+        weft_node_find_peer(self->node, r->inst, NULL, NULL, 0, &peer) == WEFT_OK)
+        return false; /* no full answer, but it is still up: ask again (the store skips what
+                         did arrive) */
     uint64_t lost = rc == WEFT_OK ? tot.missing : wanted - (ctx.got < wanted ? ctx.got : wanted);
     if (lost) {
         atomic_fetch_add(&self->unrepaired, lost);
@@ -175,25 +186,39 @@ static void s_settled(archiver_t *self, const repair_req_t *r)
     archiver_ingest_note(self, &op);
 }
 
+/*  True when another worker is repairing inst. Needs repair_lock. */
+static bool s_busy(const archiver_t *self, uint64_t inst)
+{
+    for (int i = 0; i < REPAIR_WORKERS; i++)
+        if (self->repairing[i] == inst)
+            return true;
+    return false;
+}
+
+/*  One of REPAIR_WORKERS threads: each takes the first due request of an instance no other
+    worker is repairing, so a publisher that died (a FETCH that waits for its timeout) holds
+    up one worker, not every repair. */
 static void *s_repairer(void *arg)
 {
-    archiver_t *self = arg;
+    archiver_t *self = ((worker_arg_t *)arg)->self;
+    int slot = ((worker_arg_t *)arg)->slot;
     pthread_mutex_lock(&self->repair_lock);
     while (!self->repair_stop) {
-        if (self->nrepairs == 0) {
-            pthread_cond_wait(&self->repair_cond, &self->repair_lock);
-            continue;
-        }
-        /* The first request that is due; wait until the earliest one is. */
         int64_t now = zclock_mono(), earliest = INT64_MAX;
         size_t due = self->nrepairs;
         for (size_t i = 0; i < self->nrepairs && due == self->nrepairs; i++) {
+            if (s_busy(self, self->repairs[i].inst))
+                continue;
             if (self->repairs[i].not_before <= now)
                 due = i;
             else if (self->repairs[i].not_before < earliest)
                 earliest = self->repairs[i].not_before;
         }
         if (due == self->nrepairs) {
+            if (earliest == INT64_MAX) {
+                pthread_cond_wait(&self->repair_cond, &self->repair_lock);
+                continue;
+            }
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             int64_t ms = earliest - now;
@@ -210,17 +235,20 @@ static void *s_repairer(void *arg)
         memmove(&self->repairs[due], &self->repairs[due + 1],
                 (self->nrepairs - due - 1) * sizeof(repair_req_t));
         self->nrepairs--;
+        self->repairing[slot] = r.inst;
         pthread_mutex_unlock(&self->repair_lock);
         bool finished = s_repair_one(self, &r);
         if (finished)
             s_settled(self, &r);
         pthread_mutex_lock(&self->repair_lock);
+        self->repairing[slot] = 0;
         if (!finished) {
             /* Not reachable yet (it may be learned in a moment): try again in half a second. */
             r.attempts++;
             r.not_before = zclock_mono() + REPAIR_RETRY_MS;
             archiver_repair_requeue_locked(self, &r);
         }
+        pthread_cond_broadcast(&self->repair_cond); /* its instance is free again */
     }
     pthread_mutex_unlock(&self->repair_lock);
     return NULL;
@@ -230,7 +258,16 @@ int archiver_repair_start(archiver_t *self)
 {
     pthread_mutex_init(&self->repair_lock, NULL);
     pthread_cond_init(&self->repair_cond, NULL);
-    return pthread_create(&self->repairer, NULL, s_repairer, self) == 0 ? 0 : -1;
+    static_assert(REPAIR_WORKERS > 0, "at least one repair worker");
+    for (int i = 0; i < REPAIR_WORKERS; i++) {
+        self->repair_args[i] = (worker_arg_t){self, i};
+        if (pthread_create(&self->repairers[i], NULL, s_repairer, &self->repair_args[i]) != 0) {
+            archiver_repair_halt(self);
+            return -1;
+        }
+        self->nrepairers = i + 1;
+    }
+    return 0;
 }
 
 void archiver_repair_halt(archiver_t *self)
@@ -241,7 +278,8 @@ void archiver_repair_halt(archiver_t *self)
     self->repair_stop = true;
     pthread_cond_broadcast(&self->repair_cond);
     pthread_mutex_unlock(&self->repair_lock);
-    pthread_join(self->repairer, NULL);
+    for (int i = 0; i < self->nrepairers; i++)
+        pthread_join(self->repairers[i], NULL);
     self->repair_joined = true;
 }
 
