@@ -8,7 +8,10 @@
     letters, each its own commit, so they are worked through in slices of BULK_SLICE letters
     between other requests and the scheduler's work (the server never stalls on them); the
     reply goes out when the last slice is done. Letters stored after the request arrived are
-    left alone. At most BULK_QUEUE such requests wait; more get ERR busy.
+    left alone: the request takes the store's last letter id as its bound when it arrives,
+    and letter ids increase strictly in the order letters are stored (dlq_store_last_id), so
+    the cut is exact even within one millisecond. At most BULK_QUEUE such requests wait; more
+    get ERR busy.
 */
 #include "dlq_internal.h"
 
@@ -31,7 +34,7 @@ typedef struct {
     zmsg_t *routing;
     uint64_t request_id;
     int64_t now;              /* when the request arrived */
-    uint8_t bound[WEFT_ID_SIZE]; /* letters with a greater id came later */
+    uint8_t bound[WEFT_ID_SIZE]; /* the last letter id at arrival: greater ids came later */
     bool started;
     uint8_t cursor[WEFT_ID_SIZE];
     uint64_t count;
@@ -292,7 +295,7 @@ void dlq_retry_or_purge(dlq_svc_t *sv, ctl_request_t *req, bool purge)
     j->routing = zmsg_dup(req->routing);
     j->request_id = req->request_id;
     j->now = weft_now_ns();
-    weft_id_new(j->bound);
+    dlq_store_last_id(sv->store, j->bound);
 }
 
 static int s_slice_cb(const dlq_letter_t *l, void *arg)

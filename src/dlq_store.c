@@ -22,6 +22,13 @@
 
     by_retry keys hold next_retry_at as u64 BE; a negative time is stored as 0 (due at once).
 
+    Letter ids are UUIDv7 (the store time in ms, then random bits), made strictly increasing:
+    the store remembers the highest id it holds or gave out (last_id, read from the end of
+    letters on open) and a new id that would not sort after it is replaced by last_id plus one
+    in its random bits. So a letter stored later always has a greater id, within one
+    millisecond too (and across a clock step back), and dlq_store_last_id is an exact bound
+    between the letters stored so far and the ones stored after.
+
     dlq_store_list walks by_sub when a subscriber is given, else by_topic when a topic prefix
     is given, else letters, and applies the other filters to each letter. by_sub keys of one
     subscriber are in letter id order already; under a topic prefix the distinct topics (one
@@ -73,6 +80,7 @@ struct dlq_store_t {
     int lock_fd;
     uint64_t max_map;              /* growth ceiling, under wlock */
     uint64_t counts[NSTATES];      /* as of the last commit, under wlock */
+    uint8_t last_id[WEFT_ID_SIZE]; /* highest letter id held or given out, under wlock */
     pthread_mutex_t wlock;         /* serialises writes and the state above */
     bool wlock_ok;
     pthread_rwlock_t quiesce;      /* shared: each read transaction; exclusive: map growth */
@@ -431,6 +439,23 @@ static void s_free(dlq_store_t *s)
     free(s);
 }
 
+/*  Copies the highest letter id in db to id (all zero when db is empty); a key of another size
+    (a damaged store) counts as far as its bytes go. Returns an LMDB code. */
+static int s_last_key(MDB_txn *txn, MDB_dbi db, uint8_t id[WEFT_ID_SIZE])
+{
+    memset(id, 0, WEFT_ID_SIZE);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, db, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    if (rc == MDB_SUCCESS)
+        memcpy(id, k.mv_data, k.mv_size < WEFT_ID_SIZE ? k.mv_size : WEFT_ID_SIZE);
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
 /*  Checks (or for a new store writes) meta, opens the databases and loads the counts, in the
     first transaction, which commits to keep the handles. */
 static int s_init(dlq_store_t *s, char *why, size_t cap)
@@ -502,6 +527,14 @@ static int s_init(dlq_store_t *s, char *why, size_t cap)
             code = lmdb_util_code(rc);
             goto done;
         }
+    }
+
+    rc = s_last_key(txn, s->db_letters, s->last_id);
+    if (rc) {
+        snprintf(why, cap, "cannot read the letters of dlq store %s: %s", s->dir,
+                 mdb_strerror(rc));
+        code = lmdb_util_code(rc);
+        goto done;
     }
 
     if (fresh) {
@@ -771,6 +804,34 @@ static int s_store(dlq_store_t *s, MDB_txn *txn, wctx_t *w, const dlq_letter_t *
     return rc;
 }
 
+/*  Sets id to the next id after prev: prev plus one in the 74 random bits of a UUIDv7 (the
+    version and variant bits stay), carried into the millisecond field when they overflow. */
+static void s_id_after(uint8_t id[WEFT_ID_SIZE], const uint8_t prev[WEFT_ID_SIZE])
+{
+    /* the bits of each byte that count: ms (0-5), version + rand_a (6, 7), variant + rand_b */
+    static const uint8_t counting[WEFT_ID_SIZE] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                   0x0f, 0xff, 0x3f, 0xff, 0xff, 0xff,
+                                                   0xff, 0xff, 0xff, 0xff};
+    memcpy(id, prev, WEFT_ID_SIZE);
+    for (int i = WEFT_ID_SIZE - 1; i >= 0; i--) {
+        uint8_t m = counting[i], low = (uint8_t)(id[i] & m);
+        if (low != m) {
+            id[i] = (uint8_t)((id[i] & ~m) | (low + 1));
+            return;
+        }
+        id[i] = (uint8_t)(id[i] & ~m); /* wraps: carry into the next byte up */
+    }
+}
+
+/*  A new letter id, greater than every id the store holds or gave out before (under wlock). */
+static void s_new_id(dlq_store_t *s, uint8_t id[WEFT_ID_SIZE])
+{
+    weft_id_new(id);
+    if (memcmp(id, s->last_id, WEFT_ID_SIZE) <= 0)
+        s_id_after(id, s->last_id);
+    memcpy(s->last_id, id, WEFT_ID_SIZE);
+}
+
 typedef struct {
     const dlq_letter_t *in;
     uint8_t id[WEFT_ID_SIZE];
@@ -852,7 +913,7 @@ static int s_put_body(dlq_store_t *s, MDB_txn *txn, wctx_t *w, void *arg)
     *l = *in;
     l->state = DLQ_PENDING;
     for (int tries = 0;; tries++) {
-        weft_id_new(l->id);
+        s_new_id(s, l->id);
         rc = s_store(s, txn, w, l, in->envelope, in->envelope_size, in->payload,
                      in->payload_size, MDB_NOOVERWRITE);
         if (rc != MDB_KEYEXIST || tries == 8)
@@ -1525,6 +1586,16 @@ int64_t dlq_store_next_due(dlq_store_t *s)
         mdb_cursor_close(c);
     s_rend(s, txn);
     return at;
+}
+
+void dlq_store_last_id(dlq_store_t *s, uint8_t id[WEFT_ID_SIZE])
+{
+    memset(id, 0, WEFT_ID_SIZE);
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->wlock);
+    memcpy(id, s->last_id, WEFT_ID_SIZE);
+    pthread_mutex_unlock(&s->wlock);
 }
 
 void dlq_store_counts(dlq_store_t *s, dlq_counts_t *c)

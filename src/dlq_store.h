@@ -2,7 +2,8 @@
 
     A letter is an event a subscriber failed to handle, with the subscriber, the error, the
     attempts so far and when to try again. Letters are keyed by a letter id (16 bytes,
-    time-ordered like event ids) and found by (event id, subscriber) so that PUT is idempotent.
+    time-ordered like event ids, and strictly increasing in the order letters are stored) and
+    found by (event id, subscriber) so that PUT is idempotent.
 
     Named databases (all integers big-endian, so byte order is numeric order):
       letters      letter id (16)                          -> letter record (below)
@@ -90,9 +91,10 @@ const char *dlq_store_last_error(const dlq_store_t *self);
 int dlq_store_set_map_size(dlq_store_t *self, uint64_t size, uint64_t max);
 
 /*  Stores a new letter, or finds the existing one for (event_id, subscriber). For a new letter
-    the id is generated, state pending, next_retry_at as given. An existing letter that is
-    resolved is reopened (pending, attempts and error updated); an existing open letter is left
-    as is. *created tells which. The letter's id is copied to id_out. Returns 0 or an error.
+    the id is generated (greater than every id before it, see dlq_store_last_id), state
+    pending, next_retry_at as given. An existing letter that is resolved is reopened (pending,
+    attempts and error updated); an existing open letter is left as is. *created tells which.
+    The letter's id is copied to id_out. Returns 0 or an error.
     Reopening takes attempts, code, message, last_failure and next_retry_at from letter and
     resets redeliveries to 0; the id, first_failure and the stored event stay. Errors:
     WEFT_EINVAL (empty subscriber, unterminated string, NULL frame with a size), WEFT_ETOPIC,
@@ -145,6 +147,12 @@ int64_t dlq_store_next_due(dlq_store_t *self);
 typedef struct {
     uint64_t pending, retrying, parked, resolved;
 } dlq_counts_t;
+
+/*  The highest letter id the store holds or has given out since it was opened (all zero when
+    it never held a letter). Every letter stored before the call has an id <= this one, every
+    letter stored after it a greater id, also within the same millisecond: the exact bound
+    between the two, for work that must cover only the letters present when it started. */
+void dlq_store_last_id(dlq_store_t *self, uint8_t id[WEFT_ID_SIZE]);
 
 /*  Counts by state (kept in meta, O(1)). */
 void dlq_store_counts(dlq_store_t *self, dlq_counts_t *c);

@@ -2,10 +2,11 @@
     letters: letters read back exactly, PUT is idempotent per (event, subscriber) and reopens
     resolved letters, updates move letters between states and in and out of the retry index,
     the counts follow a model through thousands of random operations, due/next_due/list answer
-    from the right index with filters and cursor paging, delete leaves no index entry behind,
-    the lock and format checks refuse what they must, damaged records are errors and not
-    crashes, the map grows and then fails clearly, and a writer killed with SIGKILL loses no
-    acknowledged letter.
+    from the right index with filters and cursor paging, letter ids increase strictly in the
+    order letters are stored (so dlq_store_last_id bounds a bulk request exactly), delete
+    leaves no index entry behind, the lock and format checks refuse what they must, damaged
+    records are errors and not crashes, the map grows and then fails clearly, and a writer
+    killed with SIGKILL loses no acknowledged letter.
 
     Each case runs in a fresh mkdtemp directory, removed afterwards. The case that forks can be
     skipped with DLQ_TEST_NO_FORK=1 (for runs under tools that dislike fork + kill).
@@ -1006,6 +1007,85 @@ TEST_CASE("a topic prefix over more than 256 topics lists the same letters in id
         CHECK(memcmp(c.ids[i - 1], c.ids[i], WEFT_ID_SIZE) < 0);
 }
 
+/* ---- letter id order ------------------------------------------------------------------------- */
+
+/* The millisecond field of a letter id. */
+static uint64_t t_id_ms(const uint8_t id[WEFT_ID_SIZE])
+{
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+        ms = ms << 8 | id[i];
+    return ms;
+}
+
+TEST_CASE("letter ids increase in the order letters are stored, within one millisecond too, and "
+          "last_id is the exact bound between letters stored before and after it",
+          t_id_order)
+{
+    CHECK((g_s = t_open()) != NULL);
+    uint8_t bound[WEFT_ID_SIZE];
+    static const uint8_t zero[WEFT_ID_SIZE];
+    dlq_store_last_id(g_s, bound);
+    CHECK(memcmp(bound, zero, WEFT_ID_SIZE) == 0);
+    enum { N = 1000 };
+    static uint8_t ids[N][WEFT_ID_SIZE];
+    size_t same_ms = 0;
+    for (unsigned i = 0; i < N; i++) {
+        /* the bound a RETRY or PURGE by filter arriving now would take */
+        dlq_store_last_id(g_s, bound);
+        dlq_letter_t l;
+        t_letter(&l, i, i % 2 ? "n/odd" : "n/even", "order.t", i, 0);
+        CHECK_EQ_INT(dlq_store_put(g_s, &l, ids[i], NULL), WEFT_OK);
+        CHECK(memcmp(ids[i], bound, WEFT_ID_SIZE) > 0);
+        CHECK_EQ_INT(ids[i][6] >> 4, 7); /* still a UUIDv7 */
+        CHECK_EQ_INT(ids[i][8] >> 6, 2);
+        if (i > 0) {
+            CHECK(memcmp(ids[i - 1], bound, WEFT_ID_SIZE) <= 0);
+            CHECK(memcmp(ids[i - 1], ids[i], WEFT_ID_SIZE) < 0);
+            same_ms += t_id_ms(ids[i - 1]) == t_id_ms(ids[i]);
+        }
+    }
+    CHECK(same_ms > 0); /* the case did store letters within one millisecond */
+    dlq_store_last_id(g_s, bound);
+    CHECK(memcmp(bound, ids[N - 1], WEFT_ID_SIZE) == 0);
+    /* a listing by subscriber gives the store order */
+    static coll_t c;
+    memset(&c, 0, sizeof(c));
+    dlq_filter_t f = t_any();
+    f.subscriber = "n/odd";
+    bool more;
+    CHECK_EQ_INT(dlq_store_list(g_s, &f, 0, NULL, 0, coll_fn, &c, NULL, &more), N / 2);
+    for (size_t i = 0; i < N / 2; i++)
+        CHECK(memcmp(c.ids[i], ids[2 * i + 1], WEFT_ID_SIZE) == 0);
+
+    /* After a reopen the bound is the highest letter held, even one whose time is ahead of the
+       clock (as after a clock step back): the next letter still sorts after it. */
+    dlq_store_close(&g_s);
+    uint8_t ahead[WEFT_ID_SIZE];
+    memcpy(ahead, ids[N - 1], WEFT_ID_SIZE);
+    uint64_t ms = t_id_ms(ahead) + 3600 * 1000;
+    for (int i = 0; i < 6; i++)
+        ahead[i] = (uint8_t)(ms >> (8 * (5 - i)));
+    ahead[8] = 0x80;                           /* variant 10, rand_b's top bits zero */
+    memset(ahead + 9, 0xff, WEFT_ID_SIZE - 9); /* so the next id carries into byte 8 */
+    CHECK_EQ_INT(t_raw_put("letters", ahead, WEFT_ID_SIZE, "x", 1), 0);
+    CHECK((g_s = t_open()) != NULL);
+    dlq_store_last_id(g_s, bound);
+    CHECK(memcmp(bound, ahead, WEFT_ID_SIZE) == 0);
+    dlq_letter_t l;
+    uint8_t id[WEFT_ID_SIZE];
+    t_letter(&l, N, "n/odd", "order.t", 0, 0);
+    CHECK_EQ_INT(dlq_store_put(g_s, &l, id, NULL), WEFT_OK);
+    CHECK(memcmp(id, ahead, WEFT_ID_SIZE) > 0);
+    CHECK_EQ_INT(t_id_ms(id), ms);
+    CHECK(memcmp(id, ahead, 8) == 0);
+    CHECK_EQ_INT(id[8], 0x81);
+    for (int i = 9; i < WEFT_ID_SIZE; i++)
+        CHECK_EQ_INT(id[i], 0);
+    dlq_store_last_id(g_s, bound);
+    CHECK(memcmp(bound, id, WEFT_ID_SIZE) == 0);
+}
+
 /* ---- delete ---------------------------------------------------------------------------------- */
 
 TEST_CASE("delete removes a letter from every index", t_delete)
@@ -1375,6 +1455,9 @@ int main(void)
     RUN("pages of 7 over 100 letters return each letter exactly once", t_paging);
     RUN("a topic prefix over more than 256 topics lists the same letters in id order",
         t_many_topics);
+    RUN("letter ids increase in the order letters are stored, within one millisecond too, and "
+        "last_id is the exact bound between letters stored before and after it",
+        t_id_order);
     RUN("delete removes a letter from every index", t_delete);
     RUN("a second open of the same directory is refused as in use", t_in_use);
     RUN("a store of an unknown format version is refused", t_format);

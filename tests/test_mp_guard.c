@@ -34,8 +34,9 @@ static void mp_free(mp_t *m)
 
 static uint8_t s_zeros[70000];
 
-/* Runs the guard on an exact-size heap copy (so over-reads show up under ASan). Returns the
-   result and stores the reason in *why. */
+/* Runs the guard on an exact-size heap copy (so over-reads show up under ASan). Empty input
+   still gets a non-NULL one-byte buffer, zeroed so that nothing the guard is handed is
+   indeterminate. Returns the result and stores the reason in *why. */
 static int s_check(const void *data, size_t size, unsigned max_depth, const char **why)
 {
     uint8_t *copy = malloc(size ? size : 1);
@@ -43,6 +44,8 @@ static int s_check(const void *data, size_t size, unsigned max_depth, const char
         abort();
     if (size)
         memcpy(copy, data, size);
+    else
+        copy[0] = 0;
     int rc = mp_guard_check(copy, size, max_depth, why);
     free(copy);
     return rc;
