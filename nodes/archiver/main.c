@@ -1,15 +1,18 @@
 /*  weft-archiver - keeps every event of the fabric in LMDB and serves replay, look-ups and
-    repair. A thin main over src/archiver.c: parse options, start, wait for a signal, stop. */
+    repair. A thin main over src/archiver.c: parse options, start, wait for a signal, stop
+    (with the node options, ready file and wait of nodes/common/node_main.h). */
 #include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "archiver.h"
+#include "node_main.h"
 
 static void s_help(void)
 {
     printf(
+        "%s%s",
         "usage: weft-archiver [OPTIONS]\n\n"
         "Subscribes to the fabric, persists every event in LMDB (group commit), and serves\n"
         "REPLAY, GET, FETCH and INFO on its service endpoint (found by clients through gossip).\n\n"
@@ -28,15 +31,8 @@ static void s_help(void)
         "  --retain-events N     keep at most N events\n"
         "  --svc-bind ENDPOINT   service endpoint (default tcp://127.0.0.1:*)\n"
         "  --no-repair           do not fetch missing events from publishers' outboxes\n"
-        "  --ready-file PATH     write the service endpoint to PATH once serving\n"
-        "node options:\n"
-        "  --seed ENDPOINTS      gossip seeds, comma-separated, or none (default tcp://127.0.0.1:5670)\n"
-        "  --gossip-bind EP      bind a gossip seed: endpoint, auto or none (default auto)\n"
-        "  --connect ENDPOINT    static peer SUB endpoint (comma-separated list allowed)\n"
-        "  --bind ENDPOINT       where the SUB socket binds (default tcp://127.0.0.1:*)\n"
-        "  --config FILE         ZPL configuration file\n"
-        "  -v, --verbose         log peers and control traffic\n"
-        "  -h, --help            this help\n");
+        "  --ready-file PATH     write the service endpoint to PATH once serving\n",
+        node_main_help);
 }
 
 /*  "10", "10k", "3M", "2G", "1T" (powers of 1024). Returns 0 or -1. */
@@ -145,22 +141,7 @@ int main(int argc, char **argv)
             o.svc_bind = v;
         } else if (!strcmp(a, "--ready-file")) {
             ready_file = v;
-        } else if (!strcmp(a, "--seed")) {
-            rc = weft_config_set(cfg, "gossip/seeds", v);
-        } else if (!strcmp(a, "--gossip-bind")) {
-            rc = weft_config_set(cfg, "gossip/bind", v);
-        } else if (!strcmp(a, "--connect")) {
-            /* repeatable: the static peers accumulate */
-            char list[4096];
-            const char *have = weft_config_get(cfg, "peers/connect");
-            snprintf(list, sizeof(list), "%s%s%s", have && *have ? have : "",
-                     have && *have ? "," : "", v);
-            rc = weft_config_set(cfg, "peers/connect", list);
-        } else if (!strcmp(a, "--bind")) {
-            rc = weft_config_set(cfg, "node/bind", v);
-        } else if (!strcmp(a, "--config")) {
-            rc = weft_config_load(cfg, v);
-        } else {
+        } else if (!node_main_option(cfg, a, v, &rc)) {
             fprintf(stderr, "weft-archiver: unknown option %s (see --help)\n", a);
             return 2;
         }
@@ -173,9 +154,7 @@ int main(int argc, char **argv)
     o.prefixes = prefixes;
     o.nprefixes = nprefixes;
     o.config = cfg;
-    zsys_init();
-    zsys_set_logident("weft-archiver");
-    zsys_set_logstream(stderr);
+    node_main_log("weft-archiver");
     int err;
     char why[512];
     archiver_t *arch = archiver_new(&o, &err, why, sizeof(why));
@@ -185,22 +164,11 @@ int main(int argc, char **argv)
         return 1;
     }
     weft_node_t *node = archiver_node(arch);
-    fprintf(stderr, "weft-archiver: archiving into %s; service %s, node %s (sub %s)%s%s\n", o.dir,
+    char seed[1024];
+    fprintf(stderr, "weft-archiver: archiving into %s; service %s, node %s (sub %s)%s\n", o.dir,
             archiver_svc_endpoint(arch), weft_node_name(node), weft_node_sub_endpoint(node),
-            weft_node_gossip_endpoint(node) ? ", gossip seed " : "",
-            weft_node_gossip_endpoint(node) ? weft_node_gossip_endpoint(node) : "");
-    if (ready_file) {
-        char tmp[4096];
-        snprintf(tmp, sizeof(tmp), "%s.tmp", ready_file);
-        FILE *f = fopen(tmp, "w");
-        if (f) {
-            fprintf(f, "%s\n", archiver_svc_endpoint(arch));
-            fclose(f);
-            rename(tmp, ready_file);
-        }
-    }
-    while (!zsys_interrupted)
-        zclock_sleep(100);
+            node_main_seed_note(node, seed, sizeof(seed)));
+    node_main_serve(ready_file, archiver_svc_endpoint(arch));
     archiver_stats_t st;
     archiver_stats(arch, &st);
     archiver_destroy(&arch);

@@ -1,6 +1,7 @@
 /*  weft-dlq - keeps the events subscribers failed to handle, redelivers them with backoff,
     parks those that keep failing, and serves LIST, GET, RETRY, PURGE and INFO to operators.
-    A thin main over src/dlq.c: parse options, start, wait for a signal, stop. */
+    A thin main over src/dlq.c: parse options, start, wait for a signal, stop (with the node
+    options, ready file and wait of nodes/common/node_main.h). */
 #include <czmq.h>
 #include <errno.h>
 #include <stdio.h>
@@ -8,10 +9,12 @@
 #include <string.h>
 
 #include "dlq.h"
+#include "node_main.h"
 
 static void s_help(void)
 {
     printf(
+        "%s%s",
         "usage: weft-dlq [OPTIONS]\n\n"
         "Stores the events that subscribers' handlers gave up on (PUT from their nodes), redelivers\n"
         "them to the subscribers' nodes with exponential backoff, parks those that still fail,\n"
@@ -29,15 +32,8 @@ static void s_help(void)
         "  --timeout MS          a redelivery unanswered this long has failed (default 5000)\n"
         "  --sync POLICY         always | interval | none (default always; see docs/operations.md)\n"
         "  --svc-bind ENDPOINT   service endpoint (default tcp://127.0.0.1:*)\n"
-        "  --ready-file PATH     write the service endpoint to PATH once serving\n"
-        "node options:\n"
-        "  --seed ENDPOINTS      gossip seeds, comma-separated, or none (default tcp://127.0.0.1:5670)\n"
-        "  --gossip-bind EP      bind a gossip seed: endpoint, auto or none (default auto)\n"
-        "  --connect ENDPOINT    static peer SUB endpoint (comma-separated list allowed)\n"
-        "  --bind ENDPOINT       where the SUB socket binds (default tcp://127.0.0.1:*)\n"
-        "  --config FILE         ZPL configuration file\n"
-        "  -v, --verbose         log peers and control traffic\n"
-        "  -h, --help            this help\n");
+        "  --ready-file PATH     write the service endpoint to PATH once serving\n",
+        node_main_help);
 }
 
 /*  A whole decimal number in [min, max]. Returns 0 or -1. */
@@ -102,17 +98,7 @@ int main(int argc, char **argv)
             o.svc_bind = v;
         } else if (!strcmp(a, "--ready-file")) {
             ready_file = v;
-        } else if (!strcmp(a, "--seed")) {
-            rc = weft_config_set(cfg, "gossip/seeds", v);
-        } else if (!strcmp(a, "--gossip-bind")) {
-            rc = weft_config_set(cfg, "gossip/bind", v);
-        } else if (!strcmp(a, "--connect")) {
-            rc = weft_config_set(cfg, "peers/connect", v);
-        } else if (!strcmp(a, "--bind")) {
-            rc = weft_config_set(cfg, "node/bind", v);
-        } else if (!strcmp(a, "--config")) {
-            rc = weft_config_load(cfg, v);
-        } else {
+        } else if (!node_main_option(cfg, a, v, &rc)) {
             fprintf(stderr, "weft-dlq: unknown option %s (see --help)\n", a);
             weft_config_destroy(&cfg);
             return 2;
@@ -131,9 +117,7 @@ int main(int argc, char **argv)
         return 2;
     }
     o.config = cfg;
-    zsys_init();
-    zsys_set_logident("weft-dlq");
-    zsys_set_logstream(stderr);
+    node_main_log("weft-dlq");
     int err;
     char why[512];
     dlq_t *dlq = dlq_new(&o, &err, why, sizeof(why));
@@ -143,24 +127,12 @@ int main(int argc, char **argv)
         return 1;
     }
     weft_node_t *node = dlq_node(dlq);
-    fprintf(stderr,
-            "weft-dlq: letters in %s (sync %s); service %s, node %s (sub %s, ctl %s)%s%s\n",
+    char seed[1024];
+    fprintf(stderr, "weft-dlq: letters in %s (sync %s); service %s, node %s (sub %s, ctl %s)%s\n",
             o.dir, dlq_sync_name(o.sync), dlq_svc_endpoint(dlq), weft_node_name(node),
             weft_node_sub_endpoint(node), weft_node_ctl_endpoint(node),
-            weft_node_gossip_endpoint(node) ? ", gossip seed " : "",
-            weft_node_gossip_endpoint(node) ? weft_node_gossip_endpoint(node) : "");
-    if (ready_file) {
-        char tmp[4096];
-        snprintf(tmp, sizeof(tmp), "%s.tmp", ready_file);
-        FILE *f = fopen(tmp, "w");
-        if (f) {
-            fprintf(f, "%s\n", dlq_svc_endpoint(dlq));
-            fclose(f);
-            rename(tmp, ready_file);
-        }
-    }
-    while (!zsys_interrupted)
-        zclock_sleep(100);
+            node_main_seed_note(node, seed, sizeof(seed)));
+    node_main_serve(ready_file, dlq_svc_endpoint(dlq));
     dlq_stats_t st;
     dlq_stats(dlq, &st);
     dlq_destroy(&dlq);

@@ -1,14 +1,14 @@
-/*  archive_cli.c - locating the archiver, parsing times and printing archived events for
-    `weft replay`, `weft get` and `weft archive info` (archive_cli.h). */
+/*  archive_cli.c - the archiver as a service to locate, reports of failed requests, parsing
+    times and printing archived events for `weft replay`, `weft get` and `weft archive info`
+    (archive_cli.h). */
 #include <czmq.h>
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "archive_cli.h"
+#include "cli_parse.h"
 
 const char *archive_cli_help =
     "finding the archiver:\n"
@@ -19,117 +19,18 @@ const char *archive_cli_help =
     "  --wait S             how long to look for the archiver on the fabric (default 3s)\n"
     "  --timeout S          how long to wait for each answer of the archiver (default 5s)\n";
 
-void archive_cli_init(archive_cli_opts_t *o, const char *prog)
+static const svc_kind_t s_archiver = {"archiver", "archiver", "--archiver", "--archiver-name",
+                                      "weft-archiver"};
+
+void archive_cli_init(svc_cli_t *o, const char *prog)
 {
-    memset(o, 0, sizeof(*o));
-    o->prog = prog;
-    o->wait_ms = ARCHIVE_CLI_WAIT_MS;
-    o->timeout_ms = -1;
-    o->node.role = "cli";
-    o->node.prog = prog;
-    /* The lookup node lives for a moment: it must not hold the local gossip seed. */
-    o->node.gossip_bind = "none";
+    svc_cli_init(o, &s_archiver, prog);
     /* stdout carries the events only; the node's log lines go to stderr. */
     zsys_set_logstream(stderr);
 }
 
-int archive_cli_option(archive_cli_opts_t *o, int argc, char **argv, int *i)
-{
-    const char *a = argv[*i];
-    int rc = cli_node_option(&o->node, argc, argv, i);
-    if (rc != 0)
-        return rc;
-    if (strcmp(a, "--archiver") && strcmp(a, "--archiver-name") && strcmp(a, "--wait") &&
-        strcmp(a, "--timeout"))
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s: %s needs a value (see %s --help)\n", o->prog, a, o->prog);
-        return -1;
-    }
-    const char *v = argv[++*i];
-    if (!strcmp(a, "--archiver")) {
-        if (!*v) {
-            fprintf(stderr, "%s: --archiver needs an endpoint such as tcp://127.0.0.1:40123\n",
-                    o->prog);
-            return -1;
-        }
-        o->archiver = v;
-        return 1;
-    }
-    if (!strcmp(a, "--archiver-name")) {
-        if (!*v || strlen(v) > WEFT_NAME_MAX) {
-            fprintf(stderr, "%s: --archiver-name needs a node name of 1 to 255 bytes\n",
-                    o->prog);
-            return -1;
-        }
-        o->archiver_name = v;
-        return 1;
-    }
-    long ms = cli_parse_ms(v);
-    if (ms < 0 || ms > INT32_MAX) {
-        fprintf(stderr, "%s: bad duration for %s: '%s' (e.g. 3, 1.5s, 500ms, 2m)\n", o->prog, a,
-                v);
-        return -1;
-    }
-    if (!strcmp(a, "--wait"))
-        o->wait_ms = ms;
-    else
-        o->timeout_ms = ms > 0 ? ms : 1;
-    return 1;
-}
-
-int archive_cli_locate(const archive_cli_opts_t *o, char *svc, size_t cap, bool *interrupted)
-{
-    if (interrupted)
-        *interrupted = false;
-    if (o->archiver) {
-        snprintf(svc, cap, "%s", o->archiver);
-        return 0;
-    }
-    weft_node_t *node = cli_node_new(&o->node);
-    if (!node)
-        return 1;
-    weft_peer_info_t info;
-    int64_t deadline = zclock_mono() + o->wait_ms;
-    int rc;
-    /* In slices, so Ctrl-C is noticed. */
-    while (1) {
-        int64_t left = deadline - zclock_mono();
-        rc = weft_node_find_peer(node, 0, "archiver", o->archiver_name,
-                                 left > 100 ? 100 : left > 0 ? (int)left : 0, &info);
-        if (rc == WEFT_OK || zsys_interrupted || zclock_mono() >= deadline)
-            break;
-    }
-    weft_node_destroy(&node);
-    if (rc != WEFT_OK) {
-        if (zsys_interrupted) {
-            if (interrupted)
-                *interrupted = true;
-        } else if (o->archiver_name) {
-            fprintf(stderr,
-                    "%s: no archiver named '%s' found on the fabric within %g s; start "
-                    "weft-archiver --name %s or pass --archiver ENDPOINT\n",
-                    o->prog, o->archiver_name, o->wait_ms / 1000.0, o->archiver_name);
-        } else {
-            fprintf(stderr,
-                    "%s: no archiver found on the fabric within %g s; start weft-archiver or "
-                    "pass --archiver ENDPOINT\n",
-                    o->prog, o->wait_ms / 1000.0);
-        }
-        return 1;
-    }
-    if (!info.svc[0]) {
-        fprintf(stderr, "%s: the archiver %s announces no service endpoint; pass --archiver "
-                        "ENDPOINT\n",
-                o->prog, info.name);
-        return 1;
-    }
-    snprintf(svc, cap, "%s", info.svc);
-    return 0;
-}
-
-void archive_cli_report(const archive_cli_opts_t *o, const char *svc, int rc,
-                        const char *remote, long timeout_ms)
+void archive_cli_report(const svc_cli_t *o, const char *svc, int rc, const char *remote,
+                        long timeout_ms)
 {
     switch (rc) {
     case WEFT_ETIMEOUT:
@@ -156,19 +57,6 @@ void archive_cli_report(const archive_cli_opts_t *o, const char *svc, int rc,
 }
 
 /* ---- times ---------------------------------------------------------------------------------- */
-
-bool archive_cli_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!text || *text < '0' || *text > '9')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
 
 /*  Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
 static int64_t s_days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -268,7 +156,7 @@ int archive_cli_parse_time(const char *text, int64_t now_ns, int64_t *out)
     size_t ndigits = strspn(text, "0123456789");
     if (ndigits && !text[ndigits]) { /* a whole number: ns since the epoch */
         uint64_t v;
-        if (!archive_cli_parse_u64(text, 0, INT64_MAX, &v))
+        if (!cli_parse_u64(text, 0, INT64_MAX, &v))
             return -1;
         *out = (int64_t)v;
         return 0;
@@ -276,29 +164,10 @@ int archive_cli_parse_time(const char *text, int64_t now_ns, int64_t *out)
     if (ndigits == 4 && text[4] == '-')
         return s_parse_iso(text, out);
     /* A relative age: a number and a unit. */
-    if (!isdigit((unsigned char)*text) && *text != '.')
+    double v, unit_ns;
+    if (cli_parse_age(text, 0, &v, &unit_ns) != 0)
         return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || !isfinite(v) || v < 0)
-        return -1;
-    double mul;
-    if (!strcmp(end, "ms"))
-        mul = 1e6;
-    else if (!strcmp(end, "s"))
-        mul = 1e9;
-    else if (!strcmp(end, "m"))
-        mul = 60e9;
-    else if (!strcmp(end, "h"))
-        mul = 3600e9;
-    else if (!strcmp(end, "d"))
-        mul = 86400e9;
-    else if (!strcmp(end, "w"))
-        mul = 7 * 86400e9;
-    else
-        return -1;
-    double age = v * mul;
+    double age = v * unit_ns;
     if (age > (double)now_ns) /* before the epoch: every event is younger */
         age = (double)now_ns;
     *out = now_ns - (int64_t)age;

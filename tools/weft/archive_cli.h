@@ -1,7 +1,7 @@
-/*  archive_cli.h - what `weft replay`, `weft get` and `weft archive info` share: the options
-    that locate the archiver (--archiver, --wait, --timeout and the node options), finding its
-    service endpoint on the fabric, parsing times (--since, --until), and printing one archived
-    event as a JSON line (event_json.h, with offset and recv_ts).
+/*  archive_cli.h - what `weft replay`, `weft get` and `weft archive info` share: the archiver
+    as a service to locate (its svc_kind_t for svc_cli.h: --archiver, --archiver-name, role
+    "archiver"), reporting why a request to it failed, parsing times (--since, --until), and
+    printing one archived event as a JSON line (event_json.h, with offset and recv_ts).
 */
 #ifndef WEFT_ARCHIVE_CLI_H_INCLUDED
 #define WEFT_ARCHIVE_CLI_H_INCLUDED
@@ -12,45 +12,23 @@
 #include <stdio.h>
 
 #include "event_json.h"
-#include "node_opts.h"
+#include "svc_cli.h"
 #include "weft.h"
 
-#define ARCHIVE_CLI_WAIT_MS 3000 /* default --wait */
+/*  svc_cli_init for the archiver (role "archiver", --archiver, --archiver-name); also sends
+    the process's log lines (zsys) to stderr, so that stdout holds only what the command
+    prints. The command then offers its arguments to svc_cli_option and finds the archiver
+    with svc_cli_locate. */
+void archive_cli_init(svc_cli_t *o, const char *prog);
 
-/*  How to reach the archiver. */
-typedef struct {
-    const char *prog;       /* "weft replay", ... for messages */
-    const char *archiver;   /* --archiver ENDPOINT: its service endpoint, no lookup */
-    const char *archiver_name; /* --archiver-name NAME: look for the archiver called NAME */
-    long wait_ms;           /* --wait: how long to look for one on the fabric */
-    long timeout_ms;        /* --timeout: how long to wait for an answer (-1: command default) */
-    cli_node_opts_t node;   /* node options of the lookup node */
-} archive_cli_opts_t;
-
-/*  Zeroes o and sets the defaults (role "cli", --wait 3 s, --gossip-bind none); sends the
-    process's log lines (zsys) to stderr, so that stdout holds only what the command prints. */
-void archive_cli_init(archive_cli_opts_t *o, const char *prog);
-
-/*  If argv[*i] is one of the options above, consumes it (and its value, advancing *i) and
-    returns 1; returns 0 if it is not one; returns -1 (after printing why on stderr) for a
-    missing or bad value. */
-int archive_cli_option(archive_cli_opts_t *o, int argc, char **argv, int *i);
-
-/*  Help text for those options (static string). */
+/*  Help text for the options that find the archiver (static string). */
 extern const char *archive_cli_help;
-
-/*  Fills svc (cap bytes) with the archiver's service endpoint: --archiver, or the svc of a
-    peer whose role is "archiver" (and whose name is --archiver-name, if given), found by a
-    short-lived node within --wait. Returns 0, or 1
-    after printing why on stderr (no archiver found, the node cannot start) or when
-    interrupted (Ctrl-C; then nothing is printed and *interrupted is set if not NULL). */
-int archive_cli_locate(const archive_cli_opts_t *o, char *svc, size_t cap, bool *interrupted);
 
 /*  Prints on stderr why a request to the archiver at svc failed: rc is what weft_replay,
     weft_archive_get or weft_archive_info returned, remote the ERR text they filled (may be
     NULL or ""), timeout_ms the deadline used. */
-void archive_cli_report(const archive_cli_opts_t *o, const char *svc, int rc,
-                        const char *remote, long timeout_ms);
+void archive_cli_report(const svc_cli_t *o, const char *svc, int rc, const char *remote,
+                        long timeout_ms);
 
 /*  Parses TIME into ns since the Unix epoch, given now (ns):
       - a whole number: ns since the epoch (1795383000000000000);
@@ -60,9 +38,6 @@ void archive_cli_report(const archive_cli_opts_t *o, const char *svc, int rc,
       - now.
     Returns 0, or -1 when text is none of these. */
 int archive_cli_parse_time(const char *text, int64_t now_ns, int64_t *out);
-
-/*  Parses a whole number in [min, max]. Returns true on success. */
-bool archive_cli_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
 
 /*  Result of archive_cli_print. */
 enum {

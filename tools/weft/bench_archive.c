@@ -39,19 +39,13 @@
 
     Progress goes to stderr; results to stdout (or one JSON line with --json).
 */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* nftw */
-#endif
 #include <czmq.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <malloc.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +57,14 @@
 #include "archive_store.h"
 #include "archiver.h"
 #include "bench_archive.h"
+#include "bench_dir.h"
+#include "bench_node.h"
+#include "bench_opts.h"
+#include "bench_rawzmq.h"
 #include "bench_stats.h"
 #include "weft.h"
 
+#define PROG "weft bench archive"
 #define ARCH_TOPIC "bench.archive"
 #define PUB_NAME "bench-pub"
 #define BENCH_HWM 100000         /* net/sndhwm and net/rcvhwm, and the raw PUB/SUB HWMs */
@@ -119,40 +118,6 @@ typedef struct {
 } actx_t;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
-
-static double s_parse_count(const char *text)
-{
-    if (!text || !*text)
-        return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || v < 0)
-        return -1;
-    if (*end == 'k' || *end == 'K')
-        v *= 1e3, end++;
-    else if (*end == 'M' || *end == 'm')
-        v *= 1e6, end++;
-    else if (*end == 'G' || *end == 'g')
-        v *= 1e9, end++;
-    return *end ? -1 : v;
-}
-
-static double s_count_option(int argc, char **argv, int *i, double min, double max)
-{
-    const char *opt = argv[*i];
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "weft bench archive: %s needs a value\n", opt);
-        return -1;
-    }
-    double v = s_parse_count(argv[++*i]);
-    if (v < min || v > max) {
-        fprintf(stderr, "weft bench archive: %s %s: expected a number from %.0f to %.0f\n", opt,
-                argv[*i], min, max);
-        return -1;
-    }
-    return v;
-}
 
 static void s_put_u64(uint8_t *p, uint64_t v)
 {
@@ -234,19 +199,6 @@ static double s_median(const double *v, int n)
     return bench_median(tmp, (size_t)n);
 }
 
-static int s_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    if (remove(path) != 0 && errno != ENOENT)
-        fprintf(stderr, "weft bench archive: cannot remove %s: %s\n", path, strerror(errno));
-    return 0;
-}
-
-static void s_rmtree(const char *dir)
-{
-    nftw(dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /*  Disk space used by the files of dir (not recursive: an archive directory), bytes. */
 static uint64_t s_dir_usage(const char *dir)
 {
@@ -264,48 +216,6 @@ static uint64_t s_dir_usage(const char *dir)
 
 /* ---- raw libzmq PUB/SUB ---------------------------------------------------------------------- */
 
-static int s_zmq_send3(void *sock, const actx_t *c)
-{
-    if (zmq_send(sock, ARCH_TOPIC, sizeof(ARCH_TOPIC) - 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(sock, c->envelope, c->envelope_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(sock, c->payload, c->o->size, ZMQ_DONTWAIT) < 0)
-        return -1;
-    return 0;
-}
-
-static void s_zmq_rest(void *sock, zmq_msg_t *m)
-{
-    while (zmq_msg_more(m) && zmq_msg_recv(m, sock, 0) >= 0)
-        ;
-}
-
-/*  The raw receiving thread's state, on cache lines of its own. */
-typedef struct {
-    _Alignas(64) void *sock;
-    uint64_t expect;
-    uint64_t received;
-    int64_t last_ns;
-    atomic_bool running;
-    char pad[64];
-} zsub_t;
-
-static void *s_zsub_thread(void *arg)
-{
-    zsub_t *zs = arg;
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    atomic_store(&zs->running, true);
-    while (zs->received < zs->expect) {
-        if (zmq_msg_recv(&m, zs->sock, 0) < 0)
-            break;
-        s_zmq_rest(zs->sock, &m);
-        zs->received++;
-        zs->last_ns = bench_now_ns();
-    }
-    zmq_msg_close(&m);
-    return NULL;
-}
-
 typedef struct {
     double evs;
     uint64_t lost;
@@ -317,70 +227,41 @@ static int s_raw_zmq(const actx_t *c, uint64_t n, zres_t *r)
 {
     memset(r, 0, sizeof(*r));
     int rc = -1;
-    zsock_t *sub = zsock_new(ZMQ_SUB), *pub = zsock_new(ZMQ_PUB);
-    if (!sub || !pub)
-        goto out;
-    zsock_set_rcvhwm(sub, BENCH_HWM);
-    zsock_set_linger(sub, 0);
-    zsock_set_subscribe(sub, ARCH_TOPIC);
-    zsock_set_sndhwm(pub, BENCH_HWM);
-    zsock_set_immediate(pub, 1);
-    zsock_set_linger(pub, 0);
-    if (zsock_bind(sub, "tcp://127.0.0.1:*") < 0 ||
-        zsock_connect(pub, "%s", zsock_endpoint(sub)) < 0) {
+    const bench_frames_t f = {ARCH_TOPIC, sizeof(ARCH_TOPIC) - 1, c->envelope, c->envelope_size,
+                              c->payload, c->o->size};
+    bench_rawzmq_t z;
+    int zrc = bench_rawzmq_open(&z, ARCH_TOPIC, BENCH_HWM);
+    if (zrc == -2)
         fprintf(stderr, "weft bench archive: raw zmq: cannot bind/connect: %s\n",
                 zmq_strerror(zmq_errno()));
+    if (zrc != 0)
         goto out;
-    }
-    void *ps = zsock_resolve(pub), *ss = zsock_resolve(sub);
     /* Warm-up: until one message arrives (connected, subscribed), then drain. */
-    int64_t deadline = bench_now_ns() + (int64_t)READY_TIMEOUT_MS * 1000000;
-    zmq_pollitem_t item = {ss, 0, ZMQ_POLLIN, 0};
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    bool got = false;
-    while (!got && bench_now_ns() < deadline && !zsys_interrupted) {
-        s_zmq_send3(ps, c);
-        if (zmq_poll(&item, 1, 1) > 0 && zmq_msg_recv(&m, ss, ZMQ_DONTWAIT) >= 0) {
-            s_zmq_rest(ss, &m);
-            got = true;
-        }
-    }
-    while (got && zmq_poll(&item, 1, 50) > 0)
-        if (zmq_msg_recv(&m, ss, ZMQ_DONTWAIT) >= 0)
-            s_zmq_rest(ss, &m);
-    zmq_msg_close(&m);
-    if (!got) {
+    if (bench_rawzmq_warm_up(&z, &f, READY_TIMEOUT_MS) != 0) {
         fprintf(stderr, "weft bench archive: raw zmq: no subscription within %d ms\n",
                 READY_TIMEOUT_MS);
         goto out;
     }
-    zsock_set_rcvtimeo(sub, RAW_IDLE_MS);
-    zsub_t zs = {.sock = ss, .expect = n};
-    pthread_t tid;
-    if (pthread_create(&tid, NULL, s_zsub_thread, &zs) != 0)
+    if (bench_rawzmq_receive(&z, n, RAW_IDLE_MS) != 0)
         goto out;
-    while (!atomic_load(&zs.running))
-        sched_yield();
     int64_t cpu0 = s_cpu_ns(), first = bench_now_ns();
     uint64_t sent = 0;
     for (; sent < n; sent++) {
         if ((sent & 4095) == 0 && zsys_interrupted)
             break;
-        s_zmq_send3(ps, c);
+        bench_rawzmq_send(&z, &f);
     }
-    pthread_join(tid, NULL);
+    bench_rawzmq_wait(&z);
     int64_t cpu = s_cpu_ns() - cpu0;
-    r->lost = sent > zs.received ? sent - zs.received : 0;
-    r->evs = zs.received && zs.last_ns > first
-                 ? (double)zs.received * 1e9 / (double)(zs.last_ns - first)
+    r->lost = sent > z.rx.received ? sent - z.rx.received : 0;
+    r->evs = z.rx.received && z.rx.last_ns > first
+                 ? (double)z.rx.received * 1e9 / (double)(z.rx.last_ns - first)
                  : 0;
     /* The idle timeout at the end is CPU-free: the per-event figure stays honest. */
-    r->cpu_ns = zs.received ? (double)cpu / (double)zs.received : 0;
+    r->cpu_ns = z.rx.received ? (double)cpu / (double)z.rx.received : 0;
     rc = 0;
 out:
-    zsock_destroy(&pub);
-    zsock_destroy(&sub);
+    bench_rawzmq_close(&z);
     return rc;
 }
 
@@ -456,7 +337,7 @@ static int s_raw_lmdb(const actx_t *c, const char *dir, uint64_t n, archive_sync
         *evs = (double)(off - 1) * 1e9 / (double)(t1 - t0);
     if (env)
         mdb_env_close(env);
-    s_rmtree(dir);
+    bench_rmtree(PROG, dir);
     return rc ? -1 : 0;
 }
 
@@ -588,20 +469,8 @@ typedef struct {
 /*  A node for the benchmark: no gossip, no loopback, the benchmark's HWMs, a static peer. */
 static weft_node_t *s_pub_node(const char *connect)
 {
-    weft_config_t *cfg = weft_config_new();
-    char hwm[32];
-    snprintf(hwm, sizeof(hwm), "%d", BENCH_HWM);
-    int rc = cfg ? WEFT_OK : WEFT_ENOMEM;
-    const char *kv[][2] = {{"gossip/seeds", "none"}, {"gossip/bind", "none"},
-                           {"node/loopback", "0"},   {"node/role", "bench"},
-                           {"node/linger", "0"},     {"net/sndhwm", hwm},
-                           {"net/rcvhwm", hwm},      {"peers/connect", connect}};
-    for (size_t i = 0; rc == WEFT_OK && i < sizeof(kv) / sizeof(kv[0]); i++)
-        rc = weft_config_set(cfg, kv[i][0], kv[i][1]);
-    weft_node_t *node = NULL;
-    if (rc == WEFT_OK)
-        node = weft_node_new(PUB_NAME, cfg, &rc);
-    weft_config_destroy(&cfg);
+    int rc = 0;
+    weft_node_t *node = bench_node_new(PUB_NAME, BENCH_HWM, connect, &rc);
     if (!node)
         fprintf(stderr, "weft bench archive: cannot start the publisher node: %s\n",
                 weft_strerror(rc));
@@ -958,7 +827,7 @@ static int s_part_ingest(const actx_t *c, results_t *R, FILE *out)
                         return -1;
                     s_window(&g, c, o->events, &ip->weft[k]);
                     s_rig_stop(&g);
-                    s_rmtree(dir);
+                    bench_rmtree(PROG, dir);
                 } else {
                     snprintf(dir, sizeof(dir), "%s/lmdb-%s", c->root, s_policy_names[k]);
                     if (s_raw_lmdb(c, dir, o->events, s_policies[k], &ip->lmdb[k]) != 0)
@@ -1144,7 +1013,7 @@ static int s_part_growth(const actx_t *c, results_t *R, const char *dir, FILE *o
             }
             s_window(&rg, c, o->window, &rw);
             s_rig_stop(&rg);
-            s_rmtree(ref_dir);
+            bench_rmtree(PROG, ref_dir);
             pt->ref_evs[p] = rw.evs;
             fprintf(out,
                     "growth window %d/%d at %s events: %s ev/s (lost %" PRIu64
@@ -1373,15 +1242,6 @@ static int s_prepare_frames(actx_t *c)
     return 0;
 }
 
-/*  Median over passes of field (a double at offset) of an array of structs. */
-static double s_med_field(const void *base, size_t stride, int n, size_t offset)
-{
-    double v[n > 0 ? n : 1];
-    for (int i = 0; i < n; i++)
-        v[i] = *(const double *)((const char *)base + (size_t)i * stride + offset);
-    return bench_median(v, (size_t)n);
-}
-
 int bench_archive(int argc, char **argv)
 {
     arch_opts_t o = {.events = 500000, .passes = 3, .big = 10000000, .window = 200000,
@@ -1413,37 +1273,37 @@ int bench_archive(int argc, char **argv)
             }
             o.dir = argv[++i];
         } else if (!strcmp(a, "--events")) {
-            if ((v = s_count_option(argc, argv, &i, 1000, 1e8)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 1000, 1e8)) < 0)
                 return 2;
             o.events = (uint64_t)v;
             events_set = true;
         } else if (!strcmp(a, "--passes")) {
-            if ((v = s_count_option(argc, argv, &i, 1, 100)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 1, 100)) < 0)
                 return 2;
             o.passes = (int)v;
         } else if (!strcmp(a, "--big")) {
-            if ((v = s_count_option(argc, argv, &i, 1000, 1e9)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 1000, 1e9)) < 0)
                 return 2;
             o.big = (uint64_t)v;
             big_set = true;
         } else if (!strcmp(a, "--window")) {
-            if ((v = s_count_option(argc, argv, &i, 1000, 1e8)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 1000, 1e8)) < 0)
                 return 2;
             o.window = (uint64_t)v;
         } else if (!strcmp(a, "--replay")) {
-            if ((v = s_count_option(argc, argv, &i, 1000, 1e9)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 1000, 1e9)) < 0)
                 return 2;
             o.replay = (uint64_t)v;
         } else if (!strcmp(a, "--samples")) {
-            if ((v = s_count_option(argc, argv, &i, 1, 100000)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 1, 100000)) < 0)
                 return 2;
             o.samples = (int)v;
         } else if (!strcmp(a, "--size")) {
-            if ((v = s_count_option(argc, argv, &i, 0, 65536)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 0, 65536)) < 0)
                 return 2;
             o.size = (size_t)v;
         } else if (!strcmp(a, "--batch")) {
-            if ((v = s_count_option(argc, argv, &i, 1, 100000)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 1, 100000)) < 0)
                 return 2;
             o.batch = (size_t)v;
         } else {
@@ -1488,18 +1348,9 @@ int bench_archive(int argc, char **argv)
     }
 
     /* The run's directory and the disk it needs. */
-    const char *parent = o.dir ? o.dir : getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR")
-                                                                               : "/tmp";
-    if (o.dir && mkdir(o.dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "weft bench archive: cannot create %s: %s\n", o.dir, strerror(errno));
+    const char *parent = NULL;
+    if (bench_run_dir(PROG, o.dir, "archive", c->root, sizeof(c->root), &parent) != 0)
         goto done;
-    }
-    snprintf(c->root, sizeof(c->root), "%s/weft-bench-archive.XXXXXX", parent);
-    if (!mkdtemp(c->root)) {
-        fprintf(stderr, "weft bench archive: cannot create a directory in %s: %s\n", parent,
-                strerror(errno));
-        goto done;
-    }
     int npts = o.big > 1000000 ? 3 : 2;
     uint64_t growth_events = o.big + (uint64_t)npts * (uint64_t)P * o.window;
     double per_event = s_est_event_bytes(c);
@@ -1559,10 +1410,10 @@ int bench_archive(int argc, char **argv)
     double z_evs = 0, z_cpu = 0;
     uint64_t z_lost = 0;
     if (n1 > 0) {
-        z_evs = s_med_field(R.ingest, sizeof(ingest_pass_t), n1,
-                            offsetof(ingest_pass_t, zmq.evs));
-        z_cpu = s_med_field(R.ingest, sizeof(ingest_pass_t), n1,
-                            offsetof(ingest_pass_t, zmq.cpu_ns));
+        z_evs = bench_median_field(R.ingest, (size_t)n1, sizeof(ingest_pass_t),
+                                   offsetof(ingest_pass_t, zmq.evs));
+        z_cpu = bench_median_field(R.ingest, (size_t)n1, sizeof(ingest_pass_t),
+                                   offsetof(ingest_pass_t, zmq.cpu_ns));
         for (int p = 0; p < n1; p++)
             z_lost += R.ingest[p].zmq.lost;
         for (int k = 0; k < NPOLICIES; k++) {
@@ -1719,13 +1570,14 @@ int bench_archive(int argc, char **argv)
     double r_weft = 0, r_raw = 0, r_store = 0, r_cpu = 0;
     uint64_t r_disorder = 0;
     if (n4 > 0) {
-        r_weft = s_med_field(R.replay, sizeof(replay_pass_t), n4,
-                             offsetof(replay_pass_t, weft));
-        r_raw = s_med_field(R.replay, sizeof(replay_pass_t), n4, offsetof(replay_pass_t, raw));
-        r_store = s_med_field(R.replay, sizeof(replay_pass_t), n4,
-                              offsetof(replay_pass_t, store));
-        r_cpu = s_med_field(R.replay, sizeof(replay_pass_t), n4,
-                            offsetof(replay_pass_t, cpu_ns));
+        r_weft = bench_median_field(R.replay, (size_t)n4, sizeof(replay_pass_t),
+                                    offsetof(replay_pass_t, weft));
+        r_raw = bench_median_field(R.replay, (size_t)n4, sizeof(replay_pass_t),
+                                   offsetof(replay_pass_t, raw));
+        r_store = bench_median_field(R.replay, (size_t)n4, sizeof(replay_pass_t),
+                                     offsetof(replay_pass_t, store));
+        r_cpu = bench_median_field(R.replay, (size_t)n4, sizeof(replay_pass_t),
+                                   offsetof(replay_pass_t, cpu_ns));
         for (int p = 0; p < n4; p++)
             r_disorder += R.replay[p].disorder + (R.replay[p].got != R.replay_n);
         fprintf(out,
@@ -1819,7 +1671,7 @@ done:
         if (o.keep)
             fprintf(stderr, "weft bench archive: kept %s\n", c->root);
         else
-            s_rmtree(c->root);
+            bench_rmtree(PROG, c->root);
     }
     if (c) {
         free(c->envelope);

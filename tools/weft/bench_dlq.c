@@ -20,12 +20,7 @@
 
     Progress goes to stderr; results to stdout (or one JSON line with --json).
 */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* nftw */
-#endif
 #include <czmq.h>
-#include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
@@ -40,7 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_dir.h"
 #include "bench_dlq.h"
+#include "bench_opts.h"
 #include "bench_stats.h"
 #include "dlq.h"
 #include "weft.h"
@@ -86,54 +83,10 @@ typedef struct {
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
-static double s_parse_count(const char *text)
-{
-    if (!text || !*text)
-        return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || v < 0)
-        return -1;
-    if (*end == 'k' || *end == 'K')
-        v *= 1e3, end++;
-    else if (*end == 'M' || *end == 'm')
-        v *= 1e6, end++;
-    return *end ? -1 : v;
-}
-
-static double s_count_option(int argc, char **argv, int *i, double min, double max)
-{
-    const char *opt = argv[*i];
-    if (*i + 1 >= argc) {
-        fprintf(stderr, PROG ": %s needs a value\n", opt);
-        return -1;
-    }
-    double v = s_parse_count(argv[++*i]);
-    if (v < min || v > max) {
-        fprintf(stderr, PROG ": %s %s: expected a number from %.0f to %.0f\n", opt, argv[*i], min,
-                max);
-        return -1;
-    }
-    return v;
-}
-
 static void s_nap_us(long us)
 {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&ts, NULL);
-}
-
-static int s_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    if (remove(path) != 0 && errno != ENOENT)
-        fprintf(stderr, PROG ": cannot remove %s: %s\n", path, strerror(errno));
-    return 0;
-}
-
-static void s_rmtree(const char *dir)
-{
-    nftw(dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void s_next_dir(dctx_t *c, const char *what, char *out, size_t cap)
@@ -375,7 +328,7 @@ static double s_put_run(dctx_t *c, dlq_sync_t sync, int window)
     if (!c->record_size)
         c->record_size = s_record_size(dir);
     if (!c->o->keep)
-        s_rmtree(dir);
+        bench_rmtree(PROG, dir);
     return rate;
 }
 
@@ -420,7 +373,7 @@ out:
         mdb_env_close(env);
     free(rec);
     if (!c->o->keep)
-        s_rmtree(dir);
+        bench_rmtree(PROG, dir);
     return rate;
 }
 
@@ -554,10 +507,7 @@ static double s_redeliver_run(dctx_t *c, dlq_sync_t sync)
     sock = s_dealer(dlq_svc_endpoint(d));
     if (!sock || s_drive(sock, "PUT", c->rargs, c->rargs_size, n, WINDOW) < 0)
         goto out;
-    /* RETRY by filter leaves alone the letters stored after it arrived, telling them by
-       comparing letter ids with an id made on arrival; ids made in the same millisecond
-       compare at random, so the last letters stored must be a few milliseconds older. */
-    s_nap_us(5000);
+    /* RETRY by filter covers exactly the letters stored before it arrived: all n of them. */
     dlq_stats_t st;
     dlq_stats(d, &st);
     uint64_t base = st.resolved;
@@ -603,7 +553,7 @@ out:
     dlq_destroy(&d);
     weft_node_destroy(&sub_node);
     if (!c->o->keep)
-        s_rmtree(dir);
+        bench_rmtree(PROG, dir);
     return rate;
 }
 
@@ -637,15 +587,8 @@ static void s_usage(FILE *out)
             WINDOW, WINDOW, WINDOW);
 }
 
-static double s_median_field(const pass_t *p, int n, size_t offset)
-{
-    double v[n > 0 ? n : 1];
-    for (int i = 0; i < n; i++)
-        v[i] = *(const double *)((const char *)&p[i] + offset);
-    return bench_median(v, (size_t)n);
-}
-
-#define MED(arr, n, field) s_median_field(arr, n, offsetof(pass_t, field))
+#define MED(arr, n, field)                                                                      \
+    bench_median_field(arr, (size_t)(n), sizeof(pass_t), offsetof(pass_t, field))
 
 static void s_free_args(uint8_t **a, size_t *s, uint64_t n)
 {
@@ -669,15 +612,15 @@ int bench_dlq(int argc, char **argv)
         } else if (!strcmp(a, "--keep")) {
             o.keep = true;
         } else if (!strcmp(a, "--letters")) {
-            if ((v = s_count_option(argc, argv, &i, 1, 1e6)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 1, 1e6)) < 0)
                 return 2;
             o.letters = (uint64_t)v;
         } else if (!strcmp(a, "--passes")) {
-            if ((v = s_count_option(argc, argv, &i, 1, 100)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 1, 100)) < 0)
                 return 2;
             o.passes = (int)v;
         } else if (!strcmp(a, "--size")) {
-            if ((v = s_count_option(argc, argv, &i, 0, 1000000)) < 0)
+            if ((v = bench_count_option(PROG, argc, argv, &i, 0, 1000000)) < 0)
                 return 2;
             o.size = (size_t)v;
         } else if (!strcmp(a, "--dir")) {
@@ -716,15 +659,7 @@ int bench_dlq(int argc, char **argv)
             goto done;
         }
 
-    const char *parent = o.dir ? o.dir : getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR")
-                                                                               : "/tmp";
-    if (o.dir && mkdir(o.dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, PROG ": cannot create %s: %s\n", o.dir, strerror(errno));
-        goto done;
-    }
-    snprintf(c.root, sizeof(c.root), "%s/weft-bench-dlq.XXXXXX", parent);
-    if (!mkdtemp(c.root)) {
-        fprintf(stderr, PROG ": cannot create a directory in %s: %s\n", parent, strerror(errno));
+    if (bench_run_dir(PROG, o.dir, "dlq", c.root, sizeof(c.root), NULL) != 0) {
         c.root[0] = 0;
         goto done;
     }
@@ -826,7 +761,7 @@ int bench_dlq(int argc, char **argv)
     status = zsys_interrupted ? 130 : done < o.passes ? 1 : 0;
 done:
     if (c.root[0] && !o.keep)
-        s_rmtree(c.root);
+        bench_rmtree(PROG, c.root);
     s_free_args(c.args, c.args_size, o.letters);
     s_free_args(c.rargs, c.rargs_size, o.letters);
     free(p);

@@ -66,6 +66,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_opts.h"
 #include "bench_soak.h"
 #include "bench_stats.h"
 #include "weft.h"
@@ -159,31 +160,12 @@ static uint64_t s_hist_merge(uint64_t *h, const char *line)
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
-static double s_parse_count(const char *text)
-{
-    if (!text || !*text)
-        return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || v < 0)
-        return -1;
-    if (*end == 'k' || *end == 'K')
-        v *= 1e3, end++;
-    else if (*end == 'M' || *end == 'm')
-        v *= 1e6, end++;
-    return *end ? -1 : v;
-}
-
 /*  "60", "60s", "10m", "1h" -> seconds; -1 if bad. */
 static double s_parse_seconds(const char *text)
 {
-    if (!text || !*text)
-        return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || v < 0)
+    const char *end;
+    double v = bench_parse_number(text, &end);
+    if (v < 0)
         return -1;
     if (*end == 's')
         end++;
@@ -1169,13 +1151,13 @@ static int s_parse(int argc, char **argv, soak_opts_t *o)
             }
             o->seconds = d, i++;
         } else if (!strcmp(a, "--rate")) {
-            if ((d = s_parse_count(v)) < 1 || d > 1e6) {
+            if ((d = bench_parse_count(v)) < 1 || d > 1e6) {
                 fprintf(stderr, "weft bench soak: --rate wants 1 to 1000000 events/s\n");
                 return 2;
             }
             o->rate = d, i++;
         } else if (!strcmp(a, "--nodes")) {
-            if ((d = s_parse_count(v)) < 2 || d > MAX_NODES || d != floor(d)) {
+            if ((d = bench_parse_count(v)) < 2 || d > MAX_NODES || d != floor(d)) {
                 fprintf(stderr, "weft bench soak: --nodes wants a whole number from 2 to %d\n",
                         MAX_NODES);
                 return 2;

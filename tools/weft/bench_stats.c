@@ -67,6 +67,14 @@ double bench_median(double *v, size_t n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+double bench_median_field(const void *base, size_t n, size_t stride, size_t offset)
+{
+    double v[n > 0 ? n : 1];
+    for (size_t i = 0; i < n; i++)
+        v[i] = *(const double *)((const char *)base + i * stride + offset);
+    return bench_median(v, n);
+}
+
 double bench_timer_overhead_ns(void)
 {
     enum { ROUNDS = 15, CALLS = 2000 };

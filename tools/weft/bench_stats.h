@@ -27,6 +27,11 @@ double bench_share_above(const uint32_t *sorted, size_t n, uint32_t limit);
     values. */
 double bench_median(double *v, size_t n);
 
+/*  Median of one double field over n structs: the field at offset in each of the n elements
+    of stride bytes from base (say, one figure of every pass: base = passes, stride =
+    sizeof(pass), offset = offsetof(pass_t, figure)). base is left as it is. */
+double bench_median_field(const void *base, size_t n, size_t stride, size_t offset);
+
 /*  Stores a duration in a uint32_t sample, saturating at UINT32_MAX ns (about 4.3 s). */
 static inline uint32_t bench_sample(int64_t ns)
 {

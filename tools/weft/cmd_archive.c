@@ -13,6 +13,7 @@
 
 #include "archive_cli.h"
 #include "cli.h"
+#include "cli_parse.h"
 #include "json_mp.h"
 
 #define PROG "weft archive info"
@@ -73,7 +74,7 @@ static bool s_uint(const json_t *obj, const char *key, uint64_t *out)
         return true;
     }
     const char *text = json_string_value(json_object_get(v, "$uint64"));
-    return text && archive_cli_parse_u64(text, 0, UINT64_MAX, out);
+    return text && cli_parse_u64(text, 0, UINT64_MAX, out);
 }
 
 /*  The member as a decimal number, or "?" when absent. */
@@ -149,7 +150,7 @@ static void s_print_text(const json_t *info, const char *svc)
 
 static int s_info(int argc, char **argv)
 {
-    archive_cli_opts_t ao;
+    svc_cli_t ao;
     archive_cli_init(&ao, PROG);
     char default_name[64];
     snprintf(default_name, sizeof(default_name), "weft-archive-%d", (int)getpid());
@@ -160,7 +161,7 @@ static int s_info(int argc, char **argv)
             s_help();
             return 0;
         }
-        int rc = archive_cli_option(&ao, argc, argv, &i);
+        int rc = svc_cli_option(&ao, argc, argv, &i);
         if (rc < 0)
             return 2;
         if (rc > 0)
@@ -178,7 +179,7 @@ static int s_info(int argc, char **argv)
     long timeout_ms = ao.timeout_ms > 0 ? ao.timeout_ms : 5000;
 
     char svc[256];
-    if (archive_cli_locate(&ao, svc, sizeof(svc), NULL) != 0)
+    if (svc_cli_locate(&ao, svc, sizeof(svc), NULL) != 0)
         return 1;
     weft_reply_t reply;
     memset(&reply, 0, sizeof(reply));

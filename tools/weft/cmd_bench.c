@@ -4,10 +4,8 @@
     frames, and reports throughput, losses and per-call publish latency as medians over passes.
 */
 #include <czmq.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,49 +15,14 @@
 
 #include "bench_archive.h"
 #include "bench_dlq.h"
+#include "bench_node.h"
+#include "bench_opts.h"
+#include "bench_rawzmq.h"
 #include "bench_soak.h"
 #include "bench_stats.h"
 #include "cli.h"
 
-/* ---- helpers shared by the benchmarks ------------------------------------------------------- */
-
-/*  Parses a positive count with an optional k/M/G suffix (powers of 1000): "200k" -> 200000.
-    Returns -1 when the text is not such a number. */
-static double s_parse_count(const char *text)
-{
-    if (!text || !*text)
-        return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || v < 0)
-        return -1;
-    if (*end == 'k' || *end == 'K')
-        v *= 1e3, end++;
-    else if (*end == 'M' || *end == 'm')
-        v *= 1e6, end++;
-    else if (*end == 'G' || *end == 'g')
-        v *= 1e9, end++;
-    return *end ? -1 : v;
-}
-
-/*  Fetches the value of option argv[*i] as a count within [min, max]; prints why and returns -1
-    when it is missing or out of range. */
-static double s_count_option(int argc, char **argv, int *i, double min, double max)
-{
-    const char *opt = argv[*i];
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "weft bench: %s needs a value\n", opt);
-        return -1;
-    }
-    double v = s_parse_count(argv[++*i]);
-    if (v < min || v > max) {
-        fprintf(stderr, "weft bench: %s %s: expected a number from %.0f to %.0f\n", opt, argv[*i],
-                min, max);
-        return -1;
-    }
-    return v;
-}
+/* ---- pacing --------------------------------------------------------------------------------- */
 
 /*  Waits until event number i (from 0) is due when pacing at rate events/s from t0: sleeps
     when far ahead, spins the last stretch. */
@@ -82,7 +45,6 @@ static void s_pace(int64_t t0, uint64_t i, double rate)
 #define PUBSUB_TOPIC "bench.pubsub"
 #define READY_TIMEOUT_MS 5000   /* connection + subscription, for either variant */
 #define IDLE_END_MS 1000        /* a receiver stops after this long without a message */
-#define DRAIN_QUIET_MS 50       /* warm-up messages still in flight are drained this long */
 #define RATIO_TARGET 0.75       /* weft ev/s over raw zmq ev/s */
 #define P99_TARGET_NS 2000      /* weft_publish p99 */
 
@@ -106,121 +68,34 @@ typedef struct {
     double slow;            /* share of calls over P99_TARGET_NS */
 } variant_t;
 
-/*  The shared inputs of a pass: frames and the latency sample buffer (events entries). */
+/*  The shared inputs of a pass: frames and the latency sample buffer (events entries). The
+    raw variant sends all three frames; the envelope is a real encoded envelope, so both
+    variants send the same number of bytes. */
 typedef struct {
     const pubsub_opts_t *o;
-    const uint8_t *envelope;   /* envelope-sized blob for the raw variant */
-    size_t envelope_size;
-    const uint8_t *payload;
+    bench_frames_t frames;     /* topic, envelope-sized blob (raw variant only), payload */
     uint32_t *samples;
 } pubsub_ctx_t;
-
-/*  The raw variant's frames; the envelope is a real encoded envelope so both variants send
-    the same number of bytes. */
-static int s_raw_send(void *sock, const pubsub_ctx_t *c)
-{
-    if (zmq_send(sock, PUBSUB_TOPIC, sizeof(PUBSUB_TOPIC) - 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(sock, c->envelope, c->envelope_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(sock, c->payload, c->o->size, ZMQ_DONTWAIT) < 0)
-        return -1;
-    return 0;
-}
-
-/*  Receives the rest of a multipart message into m. */
-static void s_raw_rest(void *sock, zmq_msg_t *m)
-{
-    while (zmq_msg_more(m) && zmq_msg_recv(m, sock, 0) >= 0)
-        ;
-}
-
-/*  Written by the receiving thread for every message: kept on cache lines of its own, away from
-    the publishing thread's stack, so the two threads do not slow each other down. */
-typedef struct {
-    _Alignas(64) void *sock; /* SUB, handed over by the main thread before start */
-    uint64_t expect;
-    uint64_t received;
-    int64_t last_ns;
-    atomic_bool running;
-    char pad[64];
-} raw_sub_t;
-
-/*  Raw subscriber thread: counts messages until it has them all or IDLE_END_MS passes
-    without one (the socket's receive timeout). */
-static void *s_raw_sub_thread(void *arg)
-{
-    raw_sub_t *rs = arg;
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    atomic_store(&rs->running, true);
-    while (rs->received < rs->expect) {
-        if (zmq_msg_recv(&m, rs->sock, 0) < 0)
-            break;
-        s_raw_rest(rs->sock, &m);
-        rs->received++;
-        rs->last_ns = bench_now_ns();
-    }
-    zmq_msg_close(&m);
-    return NULL;
-}
-
-/*  Sends warm-up messages until the SUB receives one (the connection is up and the
-    subscription has reached the PUB), then drains what is still in flight. */
-static int s_raw_warm_up(void *pub, void *sub, const pubsub_ctx_t *c)
-{
-    int64_t deadline = bench_now_ns() + (int64_t)READY_TIMEOUT_MS * 1000000;
-    zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    bool got = false;
-    while (!got && bench_now_ns() < deadline && !zsys_interrupted) {
-        s_raw_send(pub, c);
-        if (zmq_poll(&item, 1, 1) > 0 && zmq_msg_recv(&m, sub, ZMQ_DONTWAIT) >= 0) {
-            s_raw_rest(sub, &m);
-            got = true;
-        }
-    }
-    while (got && zmq_poll(&item, 1, DRAIN_QUIET_MS) > 0)
-        if (zmq_msg_recv(&m, sub, ZMQ_DONTWAIT) >= 0)
-            s_raw_rest(sub, &m);
-    zmq_msg_close(&m);
-    return got ? 0 : -1;
-}
 
 static int s_run_raw(const pubsub_ctx_t *c, variant_t *r)
 {
     const pubsub_opts_t *o = c->o;
     memset(r, 0, sizeof(*r));
     int rc = -1;
-    zsock_t *sub = zsock_new(ZMQ_SUB);
-    zsock_t *pub = zsock_new(ZMQ_PUB);
-    if (!sub || !pub)
-        goto out;
-    zsock_set_rcvhwm(sub, o->hwm);
-    zsock_set_linger(sub, 0);
-    zsock_set_subscribe(sub, PUBSUB_TOPIC);
-    zsock_set_sndhwm(pub, o->hwm);
-    zsock_set_immediate(pub, 1);
-    zsock_set_linger(pub, 0);
-    if (zsock_bind(sub, "tcp://127.0.0.1:*") < 0 ||
-        zsock_connect(pub, "%s", zsock_endpoint(sub)) < 0) {
+    bench_rawzmq_t z;
+    int zrc = bench_rawzmq_open(&z, PUBSUB_TOPIC, o->hwm);
+    if (zrc == -2)
         fprintf(stderr, "weft bench: raw zmq: cannot bind/connect over TCP loopback: %s\n",
                 zmq_strerror(zmq_errno()));
+    if (zrc != 0)
         goto out;
-    }
-    void *ps = zsock_resolve(pub), *ss = zsock_resolve(sub);
-    if (s_raw_warm_up(ps, ss, c) != 0) {
+    if (bench_rawzmq_warm_up(&z, &c->frames, READY_TIMEOUT_MS) != 0) {
         fprintf(stderr, "weft bench: raw zmq: the subscription did not arrive within %d ms\n",
                 READY_TIMEOUT_MS);
         goto out;
     }
-    zsock_set_rcvtimeo(sub, IDLE_END_MS);
-
-    raw_sub_t rs = {.sock = ss, .expect = o->events};
-    pthread_t tid;
-    if (pthread_create(&tid, NULL, s_raw_sub_thread, &rs) != 0)
+    if (bench_rawzmq_receive(&z, o->events, IDLE_END_MS) != 0)
         goto out;
-    while (!atomic_load(&rs.running))
-        sched_yield();
 
     int64_t first = bench_now_ns();
     uint64_t sent = 0;
@@ -230,30 +105,30 @@ static int s_run_raw(const pubsub_ctx_t *c, variant_t *r)
         if (o->rate > 0)
             s_pace(first, i, o->rate);
         int64_t t0 = bench_now_ns();
-        int err = s_raw_send(ps, c);
+        int err = bench_rawzmq_send(&z, &c->frames);
         int64_t t1 = bench_now_ns();
         c->samples[i] = bench_sample(t1 - t0);
         if (i == 0)
             first = t0;
         r->send_errors += err != 0;
     }
-    pthread_join(tid, NULL);
+    bench_rawzmq_wait(&z);
 
-    r->received = rs.received;
-    r->lost = sent > rs.received ? sent - rs.received : 0;
-    r->evs = rs.received && rs.last_ns > first ? rs.received * 1e9 / (double)(rs.last_ns - first)
-                                               : 0;
+    r->received = z.rx.received;
+    r->lost = sent > z.rx.received ? sent - z.rx.received : 0;
+    r->evs = z.rx.received && z.rx.last_ns > first
+                 ? z.rx.received * 1e9 / (double)(z.rx.last_ns - first)
+                 : 0;
     bench_percentiles(c->samples, sent, &r->call);
     r->slow = bench_share_above(c->samples, sent, P99_TARGET_NS);
     rc = 0;
 out:
-    zsock_destroy(&pub);
-    zsock_destroy(&sub);
+    bench_rawzmq_close(&z);
     return rc;
 }
 
 /*  The weft subscriber's handler state. Events with seq < start_seq are warm-up. Aligned and
-    padded like raw_sub_t. */
+    padded like bench_rawsub_t. */
 typedef struct {
     _Alignas(64) atomic_uint_fast64_t start_seq;
     atomic_uint_fast64_t warm;
@@ -277,32 +152,10 @@ static int s_weft_sink(weft_event_t *ev, void *arg)
 /*  A node for the benchmark: no gossip, no loopback, the benchmark's HWMs. */
 static weft_node_t *s_bench_node(const char *name, const pubsub_opts_t *o, const char *connect)
 {
-    weft_config_t *cfg = weft_config_new();
-    char hwm[32];
-    snprintf(hwm, sizeof(hwm), "%d", o->hwm);
-    int rc = cfg ? WEFT_OK : WEFT_ENOMEM;
-    if (rc == WEFT_OK)
-        rc = weft_config_set(cfg, "gossip/seeds", "none");
-    if (rc == WEFT_OK)
-        rc = weft_config_set(cfg, "gossip/bind", "none");
-    if (rc == WEFT_OK)
-        rc = weft_config_set(cfg, "node/loopback", "0");
-    if (rc == WEFT_OK)
-        rc = weft_config_set(cfg, "node/role", "bench");
-    if (rc == WEFT_OK)
-        rc = weft_config_set(cfg, "node/linger", "0");
-    if (rc == WEFT_OK)
-        rc = weft_config_set(cfg, "net/sndhwm", hwm);
-    if (rc == WEFT_OK)
-        rc = weft_config_set(cfg, "net/rcvhwm", hwm);
-    if (rc == WEFT_OK && connect)
-        rc = weft_config_set(cfg, "peers/connect", connect);
-    weft_node_t *node = NULL;
-    if (rc == WEFT_OK)
-        node = weft_node_new(name, cfg, &rc);
-    weft_config_destroy(&cfg);
+    int err = 0;
+    weft_node_t *node = bench_node_new(name, o->hwm, connect, &err);
     if (!node)
-        fprintf(stderr, "weft bench: cannot start node %s: %s\n", name, weft_strerror(rc));
+        fprintf(stderr, "weft bench: cannot start node %s: %s\n", name, weft_strerror(err));
     return node;
 }
 
@@ -339,7 +192,7 @@ static int s_run_weft(const pubsub_ctx_t *c, variant_t *r)
     int64_t deadline = bench_now_ns() + (int64_t)READY_TIMEOUT_MS * 1000000;
     int64_t last_warm = 0;
     while (atomic_load(&sink.warm) == 0 && bench_now_ns() < deadline && !zsys_interrupted) {
-        last_warm = weft_publish(pub, PUBSUB_TOPIC, c->payload, o->size, NULL, NULL);
+        last_warm = weft_publish(pub, PUBSUB_TOPIC, c->frames.payload, o->size, NULL, NULL);
         if (last_warm < 0) {
             fprintf(stderr, "weft bench: weft_publish: %s\n", weft_strerror((int)last_warm));
             goto out;
@@ -360,7 +213,7 @@ static int s_run_weft(const pubsub_ctx_t *c, variant_t *r)
         if (o->rate > 0)
             s_pace(first, i, o->rate);
         int64_t t0 = bench_now_ns();
-        int64_t seq = weft_publish(pub, PUBSUB_TOPIC, c->payload, o->size, NULL, NULL);
+        int64_t seq = weft_publish(pub, PUBSUB_TOPIC, c->frames.payload, o->size, NULL, NULL);
         int64_t t1 = bench_now_ns();
         c->samples[i] = bench_sample(t1 - t0);
         if (i == 0)
@@ -438,15 +291,6 @@ static void s_pass_line(FILE *out, int pass, int passes, const variant_t *raw,
     fflush(out);
 }
 
-/*  Median over passes of one double field of variant_t. */
-static double s_median_of(const variant_t *v, int n, size_t offset)
-{
-    double vals[n];
-    for (int i = 0; i < n; i++)
-        vals[i] = *(const double *)((const char *)&v[i] + offset);
-    return bench_median(vals, (size_t)n);
-}
-
 static double s_median_u64(const variant_t *v, int n, size_t offset)
 {
     double vals[n];
@@ -455,7 +299,8 @@ static double s_median_u64(const variant_t *v, int n, size_t offset)
     return bench_median(vals, (size_t)n);
 }
 
-#define MEDIAN(arr, n, field) s_median_of(arr, n, offsetof(variant_t, field))
+#define MEDIAN(arr, n, field)                                                                   \
+    bench_median_field(arr, (size_t)(n), sizeof(variant_t), offsetof(variant_t, field))
 #define MEDIAN_U64(arr, n, field) s_median_u64(arr, n, offsetof(variant_t, field))
 
 static int s_bench_pubsub(int argc, char **argv)
@@ -470,23 +315,24 @@ static int s_bench_pubsub(int argc, char **argv)
         } else if (!strcmp(a, "--json"))
             o.json = true;
         else if (!strcmp(a, "--events")) {
-            if ((v = s_count_option(argc, argv, &i, 1, 1e8)) < 0)
+            if ((v = bench_count_option("weft bench", argc, argv, &i, 1, 1e8)) < 0)
                 return 2;
             o.events = (uint64_t)v;
         } else if (!strcmp(a, "--passes")) {
-            if ((v = s_count_option(argc, argv, &i, 1, 1000)) < 0)
+            if ((v = bench_count_option("weft bench", argc, argv, &i, 1, 1000)) < 0)
                 return 2;
             o.passes = (int)v;
         } else if (!strcmp(a, "--size")) {
-            if ((v = s_count_option(argc, argv, &i, 0, WEFT_PAYLOAD_MAX_DEFAULT)) < 0)
+            if ((v = bench_count_option("weft bench", argc, argv, &i, 0,
+                                        WEFT_PAYLOAD_MAX_DEFAULT)) < 0)
                 return 2;
             o.size = (size_t)v;
         } else if (!strcmp(a, "--rate")) {
-            if ((v = s_count_option(argc, argv, &i, 1, 1e9)) < 0)
+            if ((v = bench_count_option("weft bench", argc, argv, &i, 1, 1e9)) < 0)
                 return 2;
             o.rate = v;
         } else if (!strcmp(a, "--hwm")) {
-            if ((v = s_count_option(argc, argv, &i, 1, 1e9)) < 0)
+            if ((v = bench_count_option("weft bench", argc, argv, &i, 1, 1e9)) < 0)
                 return 2;
             o.hwm = (int)v;
         } else {
@@ -531,7 +377,10 @@ static int s_bench_pubsub(int argc, char **argv)
         payload[0] = 0xc4;
         payload[1] = (uint8_t)(o.size - 2);
     }
-    pubsub_ctx_t ctx = {&o, envelope, (size_t)envelope_size, payload, samples};
+    pubsub_ctx_t ctx = {&o,
+                        {PUBSUB_TOPIC, sizeof(PUBSUB_TOPIC) - 1, envelope, (size_t)envelope_size,
+                         payload, o.size},
+                        samples};
 
     double timer_ns = bench_timer_overhead_ns();
     fprintf(out,

@@ -6,9 +6,9 @@
       weft dlq purge  ID | [filters] [--all]           PURGE: deleted
       weft dlq stats  [--json]                         INFO: counts, aggregates, scheduler
 
-    The DLQ is found like the archiver by `weft replay`: --dlq ENDPOINT, or a short-lived node
-    joins the fabric (the common node options) and looks for a peer of role "dlq" (and name
-    --dlq-name) for --wait; its "svc" endpoint serves the requests (control framing,
+    The DLQ is found like the archiver by `weft replay` (svc_cli.h): --dlq ENDPOINT, or a
+    short-lived node joins the fabric (the common node options) and looks for a peer of role
+    "dlq" (and name --dlq-name) for --wait; its "svc" endpoint serves the requests (control framing,
     docs/protocol.md, section "DLQ service"). Replies are decoded through json_mp (mp_guard
     first), so letters print as JSON with their ids as UUID strings; `show` prints the event
     as `weft sub` does (event_json.h). Called by main.c through cmd_dlq (cli.h).
@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +24,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_parse.h"
 #include "event_json.h"
 #include "json_mp.h"
+#include "svc_cli.h"
 
-#define DLQ_WAIT_MS 3000          /* default --wait */
 #define DLQ_TIMEOUT_MS 5000       /* default --timeout of one request */
 #define DLQ_BULK_TIMEOUT_MS 120000 /* ... of RETRY/PURGE by filter (worked through in slices) */
 #define LIST_PAGE 1000            /* the DLQ's largest LIST page */
@@ -38,14 +38,12 @@
 
 typedef struct {
     const char *prog;         /* "weft dlq list", ... for messages */
-    const char *dlq;          /* --dlq ENDPOINT: no lookup */
-    const char *dlq_name;     /* --dlq-name NAME */
-    long wait_ms;             /* --wait */
-    long timeout_ms;          /* --timeout, -1: the subcommand's default */
+    svc_cli_t svc;            /* --dlq, --dlq-name, --wait, --timeout and the node options */
     bool json;                /* --json */
-    cli_node_opts_t node;
     char default_name[64];
 } dlq_cli_t;
+
+static const svc_kind_t s_dlq_kind = {"dlq", "DLQ", "--dlq", "--dlq-name", "weft-dlq"};
 
 /*  Filters of LIST, RETRY and PURGE (empty: not given). */
 typedef struct {
@@ -80,12 +78,7 @@ static void s_init(dlq_cli_t *o, const char *prog, const char *what)
 {
     memset(o, 0, sizeof(*o));
     o->prog = prog;
-    o->wait_ms = DLQ_WAIT_MS;
-    o->timeout_ms = -1;
-    o->node.role = "cli";
-    o->node.prog = prog;
-    /* The lookup node lives for a moment: it must not hold the local gossip seed. */
-    o->node.gossip_bind = "none";
+    svc_cli_init(&o->svc, &s_dlq_kind, prog);
     snprintf(o->default_name, sizeof(o->default_name), "weft-dlq-%s-%d", what, (int)getpid());
 }
 
@@ -101,91 +94,13 @@ static int s_usage_error(const dlq_cli_t *o, const char *fmt, const char *arg)
     ms. Returns -1 when bad. */
 static long long s_parse_age(const char *text)
 {
-    if (!text || !((*text >= '0' && *text <= '9') || *text == '.'))
+    double v, unit_ns;
+    if (cli_parse_age(text, 1e9, &v, &unit_ns) != 0)
         return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || !isfinite(v) || v < 0)
-        return -1;
-    double mul;
-    if (!*end || !strcmp(end, "s"))
-        mul = 1e3;
-    else if (!strcmp(end, "ms"))
-        mul = 1;
-    else if (!strcmp(end, "m"))
-        mul = 60e3;
-    else if (!strcmp(end, "h"))
-        mul = 3600e3;
-    else if (!strcmp(end, "d"))
-        mul = 86400e3;
-    else if (!strcmp(end, "w"))
-        mul = 7 * 86400e3;
-    else
-        return -1;
-    double ms = v * mul;
+    double ms = v * (unit_ns / 1e6); /* (unit_ns / 1e6: exact, a whole number of ms) */
     if (ms > 9.2e15) /* the DLQ's bound: ms that fit in ns as int64 */
         return -1;
     return (long long)ms;
-}
-
-static bool s_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!text || *text < '0' || *text > '9')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-/*  Offers argv[*i] to the options every subcommand takes. Returns 1 consumed, 0 not one of
-    them, -1 bad (reported). */
-static int s_common_option(dlq_cli_t *o, int argc, char **argv, int *i)
-{
-    const char *a = argv[*i];
-    int rc = cli_node_option(&o->node, argc, argv, i);
-    if (rc != 0)
-        return rc;
-    if (strcmp(a, "--dlq") && strcmp(a, "--dlq-name") && strcmp(a, "--wait") &&
-        strcmp(a, "--timeout"))
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s: %s needs a value (see %s --help)\n", o->prog, a, o->prog);
-        return -1;
-    }
-    const char *v = argv[++*i];
-    if (!strcmp(a, "--dlq")) {
-        if (!*v) {
-            fprintf(stderr, "%s: --dlq needs an endpoint such as tcp://127.0.0.1:40123\n",
-                    o->prog);
-            return -1;
-        }
-        o->dlq = v;
-        return 1;
-    }
-    if (!strcmp(a, "--dlq-name")) {
-        if (!*v || strlen(v) > WEFT_NAME_MAX) {
-            fprintf(stderr, "%s: --dlq-name needs a node name of 1 to 255 bytes\n", o->prog);
-            return -1;
-        }
-        o->dlq_name = v;
-        return 1;
-    }
-    long ms = cli_parse_ms(v);
-    if (ms < 0 || ms > INT32_MAX) {
-        fprintf(stderr, "%s: bad duration for %s: '%s' (e.g. 3, 1.5s, 500ms, 2m)\n", o->prog, a,
-                v);
-        return -1;
-    }
-    if (!strcmp(a, "--wait"))
-        o->wait_ms = ms;
-    else
-        o->timeout_ms = ms > 0 ? ms : 1;
-    return 1;
 }
 
 /*  Offers argv[*i] to the filters. Returns 1 consumed, 0 not one, -1 bad (reported). */
@@ -243,51 +158,6 @@ static int s_filter_option(dlq_cli_t *o, filters_t *f, int argc, char **argv, in
 
 /* ---- finding the DLQ and asking it ---------------------------------------------------------- */
 
-/*  Fills svc with the DLQ's service endpoint. Returns 0, or 1 after saying why. */
-static int s_locate(const dlq_cli_t *o, char *svc, size_t cap)
-{
-    if (o->dlq) {
-        snprintf(svc, cap, "%s", o->dlq);
-        return 0;
-    }
-    weft_node_t *node = cli_node_new(&o->node);
-    if (!node)
-        return 1;
-    weft_peer_info_t info;
-    int64_t deadline = zclock_mono() + o->wait_ms;
-    int rc;
-    while (1) { /* in slices, so Ctrl-C is noticed */
-        int64_t left = deadline - zclock_mono();
-        rc = weft_node_find_peer(node, 0, "dlq", o->dlq_name,
-                                 left > 100 ? 100 : left > 0 ? (int)left : 0, &info);
-        if (rc == WEFT_OK || zsys_interrupted || zclock_mono() >= deadline)
-            break;
-    }
-    weft_node_destroy(&node);
-    if (rc != WEFT_OK) {
-        if (zsys_interrupted)
-            return 1;
-        if (o->dlq_name)
-            fprintf(stderr,
-                    "%s: no DLQ named '%s' found on the fabric within %g s; start weft-dlq "
-                    "--name %s or pass --dlq ENDPOINT\n",
-                    o->prog, o->dlq_name, o->wait_ms / 1000.0, o->dlq_name);
-        else
-            fprintf(stderr,
-                    "%s: no DLQ found on the fabric within %g s; start weft-dlq or pass --dlq "
-                    "ENDPOINT\n",
-                    o->prog, o->wait_ms / 1000.0);
-        return 1;
-    }
-    if (!info.svc[0]) {
-        fprintf(stderr, "%s: the DLQ %s announces no service endpoint; pass --dlq ENDPOINT\n",
-                o->prog, info.name);
-        return 1;
-    }
-    snprintf(svc, cap, "%s", info.svc);
-    return 0;
-}
-
 /*  A connection to the DLQ for one subcommand. */
 typedef struct {
     const dlq_cli_t *o;
@@ -301,7 +171,7 @@ static int s_connect(conn_t *c, const dlq_cli_t *o)
 {
     memset(c, 0, sizeof(*c));
     c->o = o;
-    if (s_locate(o, c->svc, sizeof(c->svc)) != 0)
+    if (svc_cli_locate(&o->svc, c->svc, sizeof(c->svc), NULL) != 0)
         return 1;
     int err = 0;
     c->ctl = weft_ctl_new(c->svc, &err);
@@ -433,7 +303,7 @@ static bool s_uint(const json_t *obj, const char *key, uint64_t *out)
         return true;
     }
     const char *text = json_string_value(json_object_get(v, "$uint64"));
-    return text && s_parse_u64(text, 0, UINT64_MAX, out);
+    return text && cli_parse_u64(text, 0, UINT64_MAX, out);
 }
 
 static uint64_t s_u(const json_t *obj, const char *key)
@@ -618,7 +488,7 @@ static int s_list(int argc, char **argv)
             s_list_help();
             return 0;
         }
-        int rc = s_common_option(&o, argc, argv, &i);
+        int rc = svc_cli_option(&o.svc, argc, argv, &i);
         if (rc == 0)
             rc = s_filter_option(&o, &f, argc, argv, &i);
         if (rc < 0)
@@ -628,7 +498,7 @@ static int s_list(int argc, char **argv)
         if (!strcmp(a, "--json")) {
             o.json = true;
         } else if (!strcmp(a, "--limit")) {
-            if (i + 1 >= argc || !s_parse_u64(argv[i + 1], 1, UINT64_MAX, &limit))
+            if (i + 1 >= argc || !cli_parse_u64(argv[i + 1], 1, UINT64_MAX, &limit))
                 return s_usage_error(&o, "--limit wants a whole number >= 1%s", "");
             i++;
         } else if (a[0] == '-') {
@@ -637,9 +507,9 @@ static int s_list(int argc, char **argv)
             return s_usage_error(&o, "unexpected argument '%s'", a);
         }
     }
-    if (!o.node.name)
-        o.node.name = o.default_name;
-    long timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : DLQ_TIMEOUT_MS;
+    if (!o.svc.node.name)
+        o.svc.node.name = o.default_name;
+    long timeout_ms = o.svc.timeout_ms > 0 ? o.svc.timeout_ms : DLQ_TIMEOUT_MS;
     conn_t c;
     if (s_connect(&c, &o) != 0)
         return 1;
@@ -830,7 +700,7 @@ static int s_show(int argc, char **argv)
             s_show_help();
             return 0;
         }
-        int rc = s_common_option(&o, argc, argv, &i);
+        int rc = svc_cli_option(&o.svc, argc, argv, &i);
         if (rc < 0)
             return 2;
         if (rc > 0)
@@ -846,9 +716,9 @@ static int s_show(int argc, char **argv)
     uint8_t id[WEFT_ID_SIZE];
     if (s_id_arg(&o, id_text, id) != 0)
         return 2;
-    if (!o.node.name)
-        o.node.name = o.default_name;
-    long timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : DLQ_TIMEOUT_MS;
+    if (!o.svc.node.name)
+        o.svc.node.name = o.default_name;
+    long timeout_ms = o.svc.timeout_ms > 0 ? o.svc.timeout_ms : DLQ_TIMEOUT_MS;
     conn_t c;
     if (s_connect(&c, &o) != 0)
         return 1;
@@ -936,7 +806,7 @@ static int s_retry_or_purge(int argc, char **argv, bool purge)
             s_bulk_help(purge);
             return 0;
         }
-        int rc = s_common_option(&o, argc, argv, &i);
+        int rc = svc_cli_option(&o.svc, argc, argv, &i);
         if (rc == 0)
             rc = s_filter_option(&o, &f, argc, argv, &i);
         if (rc < 0)
@@ -964,9 +834,9 @@ static int s_retry_or_purge(int argc, char **argv, bool purge)
         return s_usage_error(&o, "%s",
                              "give a letter ID, a filter (--subscriber, --topic, --state, "
                              "--code, --older-than) or --all for every letter");
-    if (!o.node.name)
-        o.node.name = o.default_name;
-    long timeout_ms = o.timeout_ms > 0 ? o.timeout_ms
+    if (!o.svc.node.name)
+        o.svc.node.name = o.default_name;
+    long timeout_ms = o.svc.timeout_ms > 0 ? o.svc.timeout_ms
                       : id_text    ? DLQ_TIMEOUT_MS
                                    : DLQ_BULK_TIMEOUT_MS;
     conn_t c;
@@ -1138,7 +1008,7 @@ static int s_stats(int argc, char **argv)
             s_stats_help();
             return 0;
         }
-        int rc = s_common_option(&o, argc, argv, &i);
+        int rc = svc_cli_option(&o.svc, argc, argv, &i);
         if (rc < 0)
             return 2;
         if (rc > 0)
@@ -1150,9 +1020,9 @@ static int s_stats(int argc, char **argv)
         else
             return s_usage_error(&o, "unexpected argument '%s'", a);
     }
-    if (!o.node.name)
-        o.node.name = o.default_name;
-    long timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : DLQ_TIMEOUT_MS;
+    if (!o.svc.node.name)
+        o.svc.node.name = o.default_name;
+    long timeout_ms = o.svc.timeout_ms > 0 ? o.svc.timeout_ms : DLQ_TIMEOUT_MS;
     conn_t c;
     if (s_connect(&c, &o) != 0)
         return 1;

@@ -63,7 +63,7 @@ static int s_usage_error(const char *fmt, const char *arg)
 
 int cmd_get(int argc, char **argv)
 {
-    archive_cli_opts_t ao;
+    svc_cli_t ao;
     archive_cli_init(&ao, PROG);
     char default_name[64];
     snprintf(default_name, sizeof(default_name), "weft-get-%d", (int)getpid());
@@ -74,7 +74,7 @@ int cmd_get(int argc, char **argv)
             s_help();
             return 0;
         }
-        int rc = archive_cli_option(&ao, argc, argv, &i);
+        int rc = svc_cli_option(&ao, argc, argv, &i);
         if (rc < 0)
             return 2;
         if (rc > 0)
@@ -96,7 +96,7 @@ int cmd_get(int argc, char **argv)
 
     char svc[256];
     bool interrupted = false;
-    if (archive_cli_locate(&ao, svc, sizeof(svc), &interrupted) != 0)
+    if (svc_cli_locate(&ao, svc, sizeof(svc), &interrupted) != 0)
         return 1;
     get_state_t st;
     memset(&st, 0, sizeof(st));

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_parse.h"
 #include "json_mp.h"
 
 #define SEQ_MARK "{{seq}}"
@@ -111,20 +112,6 @@ static int s_usage_error(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, " (see weft pub --help)\n");
     return 2;
-}
-
-/*  Parses a decimal integer in [min, max], with nothing around it. */
-static bool s_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!text || *text < '0' || *text > '9')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
 }
 
 static int64_t s_mono_ns(void)
@@ -389,7 +376,7 @@ static int s_parse(pub_opts_t *o, cli_node_opts_t *nopts, int argc, char **argv)
             return s_usage_error("%s needs a value", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--count")) {
-            if (!s_parse_u64(v, 1, UINT64_MAX, &o->count))
+            if (!cli_parse_u64(v, 1, UINT64_MAX, &o->count))
                 return s_usage_error("--count wants a whole number >= 1, not '%s'", v);
         } else if (!strcmp(a, "--rate")) {
             char *end;
@@ -432,7 +419,7 @@ static int s_parse(pub_opts_t *o, cli_node_opts_t *nopts, int argc, char **argv)
             o->meta.ct = v;
         } else if (!strcmp(a, "--ver")) {
             uint64_t ver;
-            if (!s_parse_u64(v, 1, UINT32_MAX, &ver))
+            if (!cli_parse_u64(v, 1, UINT32_MAX, &ver))
                 return s_usage_error("--ver wants a whole number 1..4294967295, not '%s'", v);
             o->meta.ver = (uint32_t)ver;
         } else if (!strcmp(a, "--wait") || !strcmp(a, "--linger")) {

@@ -18,6 +18,7 @@
 
 #include "archive_cli.h"
 #include "cli.h"
+#include "cli_parse.h"
 
 #define PROG "weft replay"
 #define MAX_LIST 64 /* prefixes, sources: what the archiver accepts */
@@ -122,7 +123,7 @@ static int s_usage_error(const char *fmt, const char *arg)
 
 int cmd_replay(int argc, char **argv)
 {
-    archive_cli_opts_t ao;
+    svc_cli_t ao;
     archive_cli_init(&ao, PROG);
     char default_name[64];
     snprintf(default_name, sizeof(default_name), "weft-replay-%d", (int)getpid());
@@ -141,7 +142,7 @@ int cmd_replay(int argc, char **argv)
             s_help();
             return 0;
         }
-        int rc = archive_cli_option(&ao, argc, argv, &i);
+        int rc = svc_cli_option(&ao, argc, argv, &i);
         if (rc < 0)
             return 2;
         if (rc > 0)
@@ -169,14 +170,14 @@ int cmd_replay(int argc, char **argv)
             return s_usage_error("%s needs a value", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--from")) {
-            if (!archive_cli_parse_u64(v, 1, UINT64_MAX, &ro.from_offset))
+            if (!cli_parse_u64(v, 1, UINT64_MAX, &ro.from_offset))
                 return s_usage_error("--from wants an offset >= 1, not '%s'", v);
             starts++;
         } else if (!strcmp(a, "--to")) {
-            if (!archive_cli_parse_u64(v, 1, UINT64_MAX, &ro.to_offset))
+            if (!cli_parse_u64(v, 1, UINT64_MAX, &ro.to_offset))
                 return s_usage_error("--to wants an offset >= 1, not '%s'", v);
         } else if (!strcmp(a, "--limit")) {
-            if (!archive_cli_parse_u64(v, 1, UINT64_MAX, &ro.limit))
+            if (!cli_parse_u64(v, 1, UINT64_MAX, &ro.limit))
                 return s_usage_error("--limit wants a whole number >= 1, not '%s'", v);
         } else if (!strcmp(a, "--since") || !strcmp(a, "--until")) {
             int64_t t;
@@ -240,7 +241,7 @@ int cmd_replay(int argc, char **argv)
 
     char svc[256];
     bool interrupted = false;
-    if (archive_cli_locate(&ao, svc, sizeof(svc), &interrupted) != 0)
+    if (svc_cli_locate(&ao, svc, sizeof(svc), &interrupted) != 0)
         return interrupted ? 0 : 1;
 
     replay_state_t st;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_parse.h"
 #include "event_json.h"
 
 #define DEFAULT_WAIT_MS 3000
@@ -166,19 +167,6 @@ static int s_usage_error(const char *fmt, const char *arg)
     return 2;
 }
 
-static bool s_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!text || *text < '0' || *text > '9')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 /*  "a,b,c" -> bit mask. Returns 0 after reporting an unknown name. */
 static unsigned s_parse_fields(const char *list)
 {
@@ -299,7 +287,7 @@ int cmd_sub(int argc, char **argv)
             return s_usage_error("%s needs a value", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--count")) {
-            if (!s_parse_u64(v, 1, UINT64_MAX, &count))
+            if (!cli_parse_u64(v, 1, UINT64_MAX, &count))
                 return s_usage_error("--count wants a whole number >= 1, not '%s'", v);
         } else if (!strcmp(a, "--timeout") || !strcmp(a, "--wait")) {
             long ms = cli_parse_ms(v);
@@ -323,7 +311,7 @@ int cmd_sub(int argc, char **argv)
                 return s_usage_error("--sub-name needs a name of 1 to 255 bytes%s", "");
             sub_name = v;
         } else if (!strcmp(a, "--retries")) {
-            if (!s_parse_u64(v, 1, 1000000, &retries))
+            if (!cli_parse_u64(v, 1, 1000000, &retries))
                 return s_usage_error("--retries wants a whole number from 1 to 1000000, not "
                                      "'%s'",
                                      v);
