@@ -54,6 +54,26 @@ check "static subscriber becomes ready" wait_file "$dir/ready2" 10
 wait "$sub2"
 check "static peer: 3 events arrived" test "$(grep -c '"topic":"user.deleted"' "$dir/out2")" -eq 3
 
+# 2b. Fabrics: a publisher of another fabric that finds the same seed reaches nobody.
+"$weft" sub fab. --name cli-sub-red --fabric red --seed none --gossip-bind 'tcp://127.0.0.1:*' \
+    --print-endpoint --count 3 --timeout 20 --fields src,seq --ready-file "$dir/ready3" \
+    >"$dir/out3" 2>"$dir/err3" &
+sub3=$!; pids="$pids $sub3"
+check "the red subscriber becomes ready" wait_file "$dir/ready3" 10
+seed3=$(sed -n 's/.*gossip=\([^ ]*\).*/\1/p' "$dir/err3" | head -n 1)
+"$weft" pub fab.x '{}' --count 3 --fabric blue --seed "$seed3" --gossip-bind none \
+    --name cli-pub-blue --wait 1 --linger 0.5 --quiet
+"$weft" pub fab.x '{}' --count 3 --fabric red --seed "$seed3" --gossip-bind none \
+    --name cli-pub-red --linger 0.5 --quiet
+wait "$sub3"
+check "the red subscriber gets its 3 events (exit 0)" test $? -eq 0
+check "... all from the red publisher" test "$(grep -c '"src":"cli-pub-red"' "$dir/out3")" -eq 3
+check "... none from the blue one" test "$(grep -c 'cli-pub-blue' "$dir/out3")" -eq 0
+"$weft" sub x. --fabric 'two words' --seed none --gossip-bind none --timeout 0.1 \
+    >/dev/null 2>"$dir/err4"
+check "an invalid fabric name is refused" test $? -ne 0
+check "... with a message naming fabric/name" grep -q "fabric/name" "$dir/err4"
+
 # 3. Errors and help.
 "$weft" pub _weft.hb '{}' --seed none --gossip-bind none --wait 0 --linger 0 >/dev/null 2>&1
 check "publishing on the reserved prefix fails with 1" test $? -eq 1

@@ -8,6 +8,7 @@
 
 const char *node_main_help =
     "node options:\n"
+    "  --fabric NAME         the fabric to join (default weft; others are ignored)\n"
     "  --seed ENDPOINTS      gossip seeds, comma-separated, or none (default tcp://127.0.0.1:5670)\n"
     "  --gossip-bind EP      bind a gossip seed: endpoint, auto or none (default auto)\n"
     "  --connect ENDPOINT    static peer SUB endpoint (repeatable; comma-separated list allowed)\n"
@@ -20,6 +21,8 @@ bool node_main_option(weft_config_t *cfg, const char *opt, const char *value, in
 {
     if (!strcmp(opt, "--seed"))
         *rc = weft_config_set(cfg, "gossip/seeds", value);
+    else if (!strcmp(opt, "--fabric"))
+        *rc = weft_config_set(cfg, "fabric/name", value);
     else if (!strcmp(opt, "--gossip-bind"))
         *rc = weft_config_set(cfg, "gossip/bind", value);
     else if (!strcmp(opt, "--bind"))

@@ -9,6 +9,7 @@
 const char *cli_node_help =
     "node options:\n"
     "  --name NAME          this node's name on the fabric\n"
+    "  --fabric NAME        the fabric to join (default weft; others are ignored)\n"
     "  --connect ENDPOINT   static peer: a node's SUB endpoint (repeatable; works without gossip)\n"
     "  --seed ENDPOINTS     gossip seeds, comma-separated, or none (default tcp://127.0.0.1:5670)\n"
     "  --gossip-bind EP     bind a gossip seed here: an endpoint, auto or none (default auto)\n"
@@ -44,6 +45,8 @@ int cli_node_option(cli_node_opts_t *o, int argc, char **argv, int *i)
         slot = &o->bind;
     else if (!strcmp(a, "--gossip-bind"))
         slot = &o->gossip_bind;
+    else if (!strcmp(a, "--fabric"))
+        slot = &o->fabric;
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
         o->verbose = true;
         return 1;
@@ -80,6 +83,8 @@ weft_node_t *cli_node_new(const cli_node_opts_t *o)
         rc = weft_config_set(cfg, "gossip/bind", o->gossip_bind);
     if (rc == WEFT_OK && o->bind)
         rc = weft_config_set(cfg, "node/bind", o->bind);
+    if (rc == WEFT_OK && o->fabric)
+        rc = weft_config_set(cfg, "fabric/name", o->fabric);
     if (rc == WEFT_OK && o->verbose)
         rc = weft_config_set(cfg, "log/verbose", "1");
     if (rc == WEFT_OK && o->nconnect) {

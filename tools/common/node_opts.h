@@ -23,6 +23,7 @@ typedef struct {
     const char *seed;        /* --seed ENDPOINT[,ENDPOINT...] gossip seeds, or "none" */
     const char *bind;        /* --bind ENDPOINT for the SUB socket */
     const char *gossip_bind; /* --gossip-bind ENDPOINT|auto|none */
+    const char *fabric;      /* --fabric NAME (fabric/name) */
     bool verbose;            /* -v */
 } cli_node_opts_t;
 
