@@ -677,7 +677,10 @@ TEST_CASE("a gap below the highest archived seq, owed at a crash, is repaired af
     archive_append_result_t res;
     CHECK_EQ_INT(archive_store_append_ops(st, NULL, 0, &owe, 1, &res), WEFT_OK);
     archive_store_close(&st);
-    CHECK_EQ_INT(s_owed(a.dir), 1);
+    /* At least that one (the prefix archiver's own repairs of the gaps it saw - fetching,
+       then dropping the b. events - may still have been owed at the kill too). */
+    size_t owed = s_owed(a.dir);
+    CHECK(owed >= 1 && owed != SIZE_MAX);
 
     CHECK(s_arch_start(&a, NULL, NULL) == 0);
     CHECK(s_wait_events(a.svc, 40, 15000));
