@@ -313,10 +313,14 @@ static void s_deliver(self_t *self, weft_sub_t *sub, const char *topic, size_t t
         return;
     }
     progress_t *p = s_progress(c, env.inst, true);
-    if (env.seq <= p->delivered)
+    /* A durable consumer knows exactly what it handled (node_durable.c), so an event below
+       the highest one delivered - stored late by the archiver, after later ones - still goes
+       to it; other subscriptions deliver each source in seq order. */
+    if (env.seq <= p->delivered && !sub->durable)
         return; /* already delivered: from the replay, or the buffer */
     bool was_met = s_met(p);
-    p->delivered = env.seq;
+    if (env.seq > p->delivered)
+        p->delivered = env.seq;
     if (!was_met && s_met(p))
         c->unmet--;
     memcpy(topic_str, topic, topic_len);

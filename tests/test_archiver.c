@@ -52,6 +52,30 @@ typedef struct {
     char log[160];
 } arch_proc_t;
 
+/*  Archivers started and not yet reaped: a case that fails stops early, without stopping
+    them, so main ends them before it returns. */
+#define LIVE_MAX 16
+static pid_t s_live[LIVE_MAX];
+
+static void s_live_set(pid_t old, pid_t now)
+{
+    for (int i = 0; i < LIVE_MAX; i++)
+        if (s_live[i] == old) {
+            s_live[i] = now;
+            return;
+        }
+}
+
+static void s_live_end_all(void)
+{
+    for (int i = 0; i < LIVE_MAX; i++)
+        if (s_live[i] > 0) {
+            kill(s_live[i], SIGKILL);
+            waitpid(s_live[i], NULL, 0);
+            s_live[i] = 0;
+        }
+}
+
 /*  Starts weft-archiver on dir holding gossip seed `seed`; waits for its service endpoint.
     extra: NULL-terminated further arguments. Returns 0, or -1 (status in *exit_status). */
 static int s_arch_start(arch_proc_t *a, const char *const *extra, int *exit_status)
@@ -81,6 +105,7 @@ static int s_arch_start(arch_proc_t *a, const char *const *extra, int *exit_stat
         execv(argv[0], argv);
         _exit(127);
     }
+    s_live_set(0, a->pid);
     int64_t deadline = t_mono_ms() + 10000;
     while (t_mono_ms() < deadline) {
         FILE *f = fopen(a->ready, "r");
@@ -96,6 +121,7 @@ static int s_arch_start(arch_proc_t *a, const char *const *extra, int *exit_stat
         if (waitpid(a->pid, &status, WNOHANG) == a->pid) {
             if (exit_status)
                 *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            s_live_set(a->pid, 0);
             a->pid = 0;
             return -1;
         }
@@ -111,6 +137,7 @@ static void s_arch_stop(arch_proc_t *a, int sig)
     kill(a->pid, sig);
     int status;
     waitpid(a->pid, &status, 0);
+    s_live_set(a->pid, 0);
     a->pid = 0;
 }
 
@@ -705,6 +732,75 @@ TEST_CASE("a gap below the highest archived seq, owed at a crash, is repaired af
     CHECK_EQ_INT(s_owed(a.dir), 0);
 }
 
+/*  The archive does not always hold a source's events in seq order: events an archiver
+    repaired come after later ones it received live. A durable consumer catching up must still
+    handle every one of them: here the archive holds seq 1, then 3, 5, ..., 39 (an archiver
+    restricted to "a."), then 2, 4, ..., 40 (repaired after a restart without restriction).
+    The consumer handled seq 1 before it stopped; on its restart it must handle 2..40, each
+    once. */
+TEST_CASE("a durable consumer catching up handles events the archive stored out of seq order",
+          t_durable_out_of_order)
+{
+    arch_proc_t a;
+    s_arch_init(&a, "ooo");
+    const char *only_a[] = {"--prefix", "a.", NULL};
+    CHECK(s_arch_start(&a, only_a, NULL) == 0);
+    char state[160];
+    snprintf(state, sizeof(state), "%s/ooo-state", s_tmp);
+    weft_node_t *pub = s_publisher("ooo-pub", a.seed);
+    CHECK(pub);
+    weft_sub_options_t o = {.consumer = "ooo"};
+    int err;
+    weft_node_t *c = s_consumer_node(a.seed, state);
+    CHECK(c);
+    handled_t h1 = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+    CHECK(weft_subscribe(c, "", s_handle_record, &h1, &o, &err));
+    CHECK(weft_node_wait_peer_named(pub, "archiver", 10000) == WEFT_OK);
+    CHECK(weft_node_wait_peer_named(pub, "consumer", 10000) == WEFT_OK);
+    CHECK(weft_node_wait_peers(pub, 5000) >= 2);
+    CHECK_EQ_INT(weft_publish(pub, "a.odd", "x", 1, NULL, NULL), 1);
+    CHECK(WAIT_UNTIL(s_handled(&h1) == 1, 10000));
+    CHECK(s_wait_events(a.svc, 1, 10000));
+    weft_node_destroy(&c); /* checkpoint: seq 1 of ooo-pub */
+
+    for (int i = 2; i <= 40; i++)
+        CHECK_EQ_INT(weft_publish(pub, i % 2 ? "a.odd" : "b.even", "x", 1, NULL, NULL), i);
+    CHECK(s_wait_events(a.svc, 20, 10000));
+    s_arch_stop(&a, SIGKILL);
+    archive_opts_t so = {.dir = a.dir, .sync = ARCHIVE_SYNC_ALWAYS};
+    char why[256] = "";
+    archive_store_t *st = archive_store_open(&so, &err, why, sizeof(why));
+    CHECK(st != NULL);
+    archive_repair_op_t owe = {weft_node_inst(pub), 2, 40, false};
+    archive_append_result_t res;
+    CHECK_EQ_INT(archive_store_append_ops(st, NULL, 0, &owe, 1, &res), WEFT_OK);
+    archive_store_close(&st);
+    CHECK(s_arch_start(&a, NULL, NULL) == 0);
+    CHECK(s_wait_events(a.svc, 40, 15000));
+
+    c = s_consumer_node(a.seed, state);
+    CHECK(c);
+    handled_t h2 = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+    CHECK(weft_subscribe(c, "", s_handle_record, &h2, &o, &err));
+    CHECK(WAIT_UNTIL(s_handled(&h2) >= 39, 20000));
+    WAIT_UNTIL(s_handled(&h2) > 39, 300);
+    CHECK_EQ_INT(s_handled(&h2), 39);
+    bool seen[41] = {false};
+    int wrong = 0;
+    for (size_t i = 0; i < h2.n; i++) {
+        if (h2.seqs[i] < 2 || h2.seqs[i] > 40 || seen[h2.seqs[i]])
+            wrong++;
+        else
+            seen[h2.seqs[i]] = true;
+    }
+    CHECK_EQ_INT(wrong, 0); /* 2..40, each once */
+    free(h1.seqs);
+    free(h2.seqs);
+    weft_node_destroy(&c);
+    weft_node_destroy(&pub);
+    s_arch_stop(&a, SIGTERM);
+}
+
 TEST_CASE("retention removes exactly the oldest events", t_retention)
 {
     arch_proc_t a;
@@ -801,8 +897,11 @@ int main(int argc, char **argv)
              t_durable);
     RUN_CASE("a gap below the highest archived seq, owed at a crash, is repaired after restart",
              t_owed_after_restart);
+    RUN_CASE("a durable consumer catching up handles events the archive stored out of seq order",
+             t_durable_out_of_order);
     RUN_CASE("retention removes exactly the oldest events", t_retention);
     RUN_CASE("malformed and unknown requests get ERR with a code", t_malformed);
+    s_live_end_all();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_tmp);
     if (system(cmd) != 0)
