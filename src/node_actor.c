@@ -87,8 +87,11 @@ weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_hand
             options = &resumed;
         }
     }
-    if (sub->repair)
+    if (sub->repair) {
         self->repair_subs++;
+        if (!self->repair_since_ns)
+            self->repair_since_ns = weft_now_ns();
+    }
     if (options && options->start != WEFT_START_LIVE) {
         int rc = catchup_start(self, sub, options);
         if (rc != WEFT_OK) {

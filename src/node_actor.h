@@ -59,6 +59,8 @@ typedef struct {
     int64_t last_ms;            /* monotonic ms of the last event */
     int64_t last_ts;            /* publish ts of the last event */
     uint64_t gaps;              /* events found missing from this source */
+    int64_t repair_from_ts;     /* repair: repaired events published before this are not
+                                   delivered (a new source's early events, node_repair.c) */
     char name[WEFT_NAME_MAX + 1]; /* its src name */
     bool foreign;               /* of another fabric (its heartbeat said): events dropped */
 } source_t;
@@ -107,6 +109,7 @@ typedef struct {
     uint64_t dlq_next_id;       /* request ids of PUTs */
     int64_t dlq_warned_ms;      /* last "no DLQ reachable" warning */
     int repair_subs;            /* subscriptions with repair on */
+    int64_t repair_since_ns;    /* when the first of them was made (wall clock, ns) */
     void *state_env;            /* MDB_env of node/state_dir, opened for durable consumers */
     unsigned state_dbi;
     int state_lock;             /* lock file descriptor of the state directory, -1 */

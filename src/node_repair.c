@@ -26,6 +26,7 @@
 #define REPAIR_PREFIXES 16
 #define HELD_MAX 100000
 #define FETCH_TIMEOUT_MS 3000
+#define NEW_SOURCE_FETCH_MAX 10000 /* a new source's earlier events looked for, at most */
 
 typedef struct {
     uint64_t inst, from, to;
@@ -312,19 +313,29 @@ static void s_hold(self_t *self, source_t *src, uint64_t seq, const char *topic,
     zlistx_add_end(src->held, h);
 }
 
-/*  Starts a repair of src from its settled seq up to before `next`; false if it could not. */
-static bool s_start(self_t *self, source_t *src, uint64_t next)
+/*  Starts a repair of src from its settled seq up to before `next`; false if it could not.
+    A counted repair is a gap; an uncounted one looks for a new source's early events. */
+static bool s_start_as(self_t *self, source_t *src, uint64_t next, bool counted)
 {
     uint64_t from = src->delivered + 1, to = next - 1;
-    atomic_fetch_add(&self->node->counters.gaps, to - from + 1);
+    if (counted)
+        atomic_fetch_add(&self->node->counters.gaps, to - from + 1);
     if (s_request(self, src, from, to)) {
         src->repairing = true;
         return true;
     }
-    atomic_fetch_add(&self->node->counters.unrepaired, to - from + 1);
+    if (counted)
+        atomic_fetch_add(&self->node->counters.unrepaired, to - from + 1);
     src->delivered = to;
     return false;
 }
+
+static bool s_start(self_t *self, source_t *src, uint64_t next)
+{
+    return s_start_as(self, src, next, true);
+}
+
+static void s_drain(self_t *self, source_t *src);
 
 void node_repair_live(self_t *self, source_t *src, const char *topic, size_t topic_len,
                       const weft_envelope_t *env, const zmq_msg_t *env_frame,
@@ -332,7 +343,21 @@ void node_repair_live(self_t *self, source_t *src, const char *topic, size_t top
 {
     const uint8_t *raw = zmq_msg_data((zmq_msg_t *)env_frame);
     size_t raw_size = zmq_msg_size(env_frame);
-    if (src->delivered == 0 || (!src->repairing && env->seq == src->delivered + 1)) {
+    if (src->delivered == 0 && !src->repairing && env->seq > 1 &&
+        env->seq - 1 <= NEW_SOURCE_FETCH_MAX) {
+        /* A source first heard at seq N > 1: a publisher that started after our repairing
+           subscriptions did published its first N - 1 events before we were connected to
+           it, and they are ours too. Fetch them (a small range only: an old publisher is
+           past it), hold N back, and deliver those published since the first repairing
+           subscription was made; the others were never ours. */
+        src->repair_from_ts = self->repair_since_ns;
+        s_hold(self, src, env->seq, topic, topic_len, raw, raw_size, payload, size);
+        if (s_start_as(self, src, env->seq, false))
+            return;
+        s_drain(self, src);
+        return;
+    }
+    if (!src->repairing && (src->delivered == 0 || env->seq == src->delivered + 1)) {
         src->delivered = env->seq; /* the first event of a source is where it starts */
         s_deliver(self, topic, topic_len, env, raw, raw_size, payload, size);
         return;
@@ -400,6 +425,8 @@ void node_repair_handle(self_t *self, zmsg_t *msg)
         if (!src || env.seq <= src->delivered)
             return;
         src->delivered = env.seq;
+        if (env.ts < src->repair_from_ts)
+            return; /* a new source's event from before we subscribed: not ours */
         atomic_fetch_add(&self->node->counters.repaired, 1);
         s_deliver(self, (const char *)zframe_data(t), zframe_size(t), &env, zframe_data(e),
                   zframe_size(e), zframe_data(p), zframe_size(p));
@@ -421,6 +448,7 @@ void node_repair_handle(self_t *self, zmsg_t *msg)
         if (done[1] > src->delivered)
             src->delivered = done[1];
         src->repairing = false;
+        src->repair_from_ts = 0;
         s_drain(self, src);
     }
 }

@@ -118,10 +118,66 @@ TEST_CASE("a slow subscriber repairs what its publisher dropped and gets every e
     free(plain.seqs);
 }
 
+/*  A publisher that starts after an at-least-once subscription publishes its first events
+    before it is connected to the subscriber: they are the subscriber's too, fetched from the
+    outbox when its first event arrives. A publisher older than the subscription is not
+    replayed from its start: its events from before the subscription are left out. */
+TEST_CASE("a repairing subscriber gets a new publisher's first events, not an old one's past",
+          t_new_source)
+{
+    weft_node_t *old = s_node("old-pub", "1000");
+    CHECK(old);
+    for (int i = 0; i < 20; i++)
+        CHECK(weft_publish(old, "early.x", "o", 1, NULL, NULL) == i + 1);
+    t_nap_ms(5); /* publish times before the subscription's, on any clock resolution */
+    weft_node_t *sub = s_node("repair-sub", "1000");
+    CHECK(sub);
+    rec_t repaired = {PTHREAD_MUTEX_INITIALIZER, calloc(EVENTS * 2, 8), 0, 0};
+    rec_t plain = {PTHREAD_MUTEX_INITIALIZER, calloc(EVENTS * 2, 8), 0, 0};
+    weft_sub_options_t o = {.repair = true, .name = "new"};
+    int err;
+    CHECK(weft_subscribe(sub, "new.", s_record, &repaired, &o, &err));
+    CHECK(weft_subscribe(sub, "new.", s_record, &plain, NULL, &err));
+    rec_t old_seen = {PTHREAD_MUTEX_INITIALIZER, calloc(EVENTS * 2, 8), 0, 0};
+    CHECK(weft_subscribe(sub, "early.", s_record, &old_seen, &o, &err));
+
+    weft_node_t *pub = s_node("new-pub", "1000");
+    CHECK(pub);
+    for (int i = 0; i < 30; i++) /* nobody is connected yet: only the outbox keeps these */
+        CHECK(weft_publish(pub, "new.x", "n", 1, NULL, NULL) == i + 1);
+    CHECK(weft_node_connect(pub, weft_node_sub_endpoint(sub)) == WEFT_OK);
+    CHECK(weft_node_connect(old, weft_node_sub_endpoint(sub)) == WEFT_OK);
+    CHECK(weft_node_wait_peer_named(sub, "new-pub", 5000) == WEFT_OK);
+    CHECK(weft_node_wait_peer_named(sub, "old-pub", 5000) == WEFT_OK);
+    CHECK(weft_node_wait_peers(pub, 5000) >= 1);
+    CHECK(weft_node_wait_peers(old, 5000) >= 1);
+    for (int i = 30; i < 60; i++)
+        CHECK(weft_publish(pub, "new.x", "n", 1, NULL, NULL) == i + 1);
+    for (int i = 20; i < 25; i++)
+        CHECK(weft_publish(old, "early.x", "o", 1, NULL, NULL) == i + 1);
+    CHECK(WAIT_UNTIL(s_count(&repaired) == 60 && s_count(&old_seen) == 5, 10000));
+    for (size_t i = 0; i < 60; i++)
+        CHECK_EQ_INT(repaired.seqs[i], i + 1); /* all of them, in order */
+    CHECK_EQ_INT(s_count(&plain), 30);          /* live: only what came after connecting */
+    for (size_t i = 0; i < 5; i++)
+        CHECK_EQ_INT(old_seen.seqs[i], 21 + i); /* not the old publisher's past */
+    WAIT_UNTIL(s_count(&repaired) > 60 || s_count(&old_seen) > 5, 300);
+    CHECK_EQ_INT(s_count(&repaired), 60);
+    CHECK_EQ_INT(s_count(&old_seen), 5);
+    weft_node_destroy(&pub);
+    weft_node_destroy(&old);
+    weft_node_destroy(&sub);
+    free(repaired.seqs);
+    free(plain.seqs);
+    free(old_seen.seqs);
+}
+
 int main(void)
 {
     zsys_init();
     RUN_CASE("a slow subscriber repairs what its publisher dropped and gets every event in order",
              t_slow_subscriber);
+    RUN_CASE("a repairing subscriber gets a new publisher's first events, not an old one's past",
+             t_new_source);
     return TEST_EXIT();
 }
