@@ -1338,6 +1338,7 @@ void node_actor(zsock_t *pipe, void *args)
             atomic_load(&node->readiness.ready) < atomic_load(&node->readiness.known)) {
             s_peers_tick(self, now);
             catchup_tick(self, now);
+            node_repair_tick(self, now);
             node_dlq_tick(self, now);
             node_durable_flush(self);
             self->next_tick = now + tick_ms;

@@ -61,6 +61,9 @@ typedef struct {
     uint64_t gaps;              /* events found missing from this source */
     int64_t repair_from_ts;     /* repair: repaired events published before this are not
                                    delivered (a new source's early events, node_repair.c) */
+    int64_t awaiting_ms;        /* repair: since when a new source's early events wait for
+                                   its control endpoint (its heartbeat), 0 when not */
+    uint64_t await_next;        /* ... and the first seq heard from it */
     char name[WEFT_NAME_MAX + 1]; /* its src name */
     bool foreign;               /* of another fabric (its heartbeat said): events dropped */
 } source_t;
@@ -110,6 +113,7 @@ typedef struct {
     int64_t dlq_warned_ms;      /* last "no DLQ reachable" warning */
     int repair_subs;            /* subscriptions with repair on */
     int64_t repair_since_ns;    /* when the first of them was made (wall clock, ns) */
+    int repair_awaiting;        /* sources whose awaiting_ms is set */
     void *state_env;            /* MDB_env of node/state_dir, opened for durable consumers */
     unsigned state_dbi;
     int state_lock;             /* lock file descriptor of the state directory, -1 */
@@ -210,6 +214,9 @@ void node_repair_live(self_t *self, source_t *src, const char *topic, size_t top
 /*  A heartbeat of a source announced seq: the tail of a burst that lost its last events
     shows only here. Repairs what is still missing one heartbeat later. */
 void node_repair_heartbeat(self_t *self, uint64_t inst, uint64_t seq);
+/*  Gives up waiting for the heartbeat of a new source whose early events wait (after
+    peers/down_beats heartbeat intervals): what was held is delivered without them. */
+void node_repair_tick(self_t *self, int64_t now_ms);
 
 /*  Handles a message of the repair thread (arriving on catchup_in with id 0). */
 void node_repair_handle(self_t *self, zmsg_t *msg);

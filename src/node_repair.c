@@ -352,6 +352,16 @@ void node_repair_live(self_t *self, source_t *src, const char *topic, size_t top
            subscription was made; the others were never ours. */
         src->repair_from_ts = self->repair_since_ns;
         s_hold(self, src, env->seq, topic, topic_len, raw, raw_size, payload, size);
+        peer_t *pp = peers_lookup(self->peers, src->inst);
+        if (!pp || !pp->ctl[0]) {
+            /* Its events came before its heartbeat: wait for that (node_repair_heartbeat)
+               to know where to fetch from, a few heartbeats at most (node_repair_tick). */
+            src->repairing = true;
+            src->awaiting_ms = node_mono_ms();
+            src->await_next = env->seq;
+            self->repair_awaiting++;
+            return;
+        }
         if (s_start_as(self, src, env->seq, false))
             return;
         s_drain(self, src);
@@ -376,9 +386,36 @@ void node_repair_live(self_t *self, source_t *src, const char *topic, size_t top
     }
 }
 
+/*  A new source whose early events waited for its control endpoint: fetch them now, or
+    (give_up) deliver what was held without them. */
+static void s_awaited(self_t *self, source_t *src, bool give_up)
+{
+    src->awaiting_ms = 0;
+    self->repair_awaiting--;
+    src->repairing = false;
+    if (give_up || !s_start_as(self, src, src->await_next, false)) {
+        src->delivered = src->await_next - 1;
+        s_drain(self, src);
+    }
+}
+
+void node_repair_tick(self_t *self, int64_t now)
+{
+    if (self->repair_awaiting <= 0)
+        return;
+    int64_t limit = (int64_t)self->node->heartbeat_ms * self->node->down_beats;
+    for (source_t *src = zhashx_first(self->sources); src; src = zhashx_next(self->sources))
+        if (src->awaiting_ms && now - src->awaiting_ms > limit)
+            s_awaited(self, src, true);
+}
+
 void node_repair_heartbeat(self_t *self, uint64_t inst, uint64_t seq)
 {
     source_t *src = node_actor_source(self, inst);
+    if (src && src->awaiting_ms) {
+        s_awaited(self, src, false);
+        return;
+    }
     if (!src || src->delivered == 0)
         return; /* a source we never received from: nothing of it is ours to miss */
     if (!src->repairing && src->hb_seq > src->delivered &&

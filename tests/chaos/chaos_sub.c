@@ -1,20 +1,29 @@
 /*  chaos_sub.c - the subscriber of the chaos suite (test_chaos.c starts, kills and restarts it).
 
-    One weft node with one at-least-once subscription (repair on) to "chaos.", named "chaos"
-    (so its dead letters belong to "NAME/chaos"), that records every handler call.
+    One weft node with two subscriptions to "chaos.", both recording every handler call:
+      - an at-least-once one (repair on), named "chaos" (so its dead letters belong to
+        "NAME/chaos");
+      - a durable named consumer "chaos-durable" (weft_sub_options_t.consumer), whose
+        checkpoint lives in the state directory DIR (node/state_dir): the driver passes the
+        same DIR to every incarnation, so each one catches up from the archive from where the
+        previous ones got to, then goes live.
 
-    usage: chaos_sub --seed ENDPOINT --name NAME --log FILE --stats FILE [--fail-mod N]
+    usage: chaos_sub --seed ENDPOINT --name NAME --log FILE --stats FILE --state DIR
+                     [--fail-mod N]
 
-    The handler fails on the first delivery of every event whose seq is a multiple of N
-    (default 97): with retry_attempts 1 and no circuit breaker, each such event is
-    dead-lettered at once; the DLQ's redelivery (envelope retry > 0) then succeeds. FILE
-    (append-only, one write() per line, written before the handler returns) gets:
+    The at-least-once handler fails on the first delivery of every event whose seq is a
+    multiple of N (default 97): with retry_attempts 1 and no circuit breaker, each such event
+    is dead-lettered at once; the DLQ's redelivery (envelope retry > 0) then succeeds. The
+    durable consumer's handler never fails. FILE (append-only, one write() per line, written
+    before the handler returns) gets:
 
         I <inst hex> <ns>               once, before subscribing
         W <ns> <ready peers>            once, after weft_node_wait_peers
         H <src inst hex> <seq>          an event handled (first delivery)
         F <src inst hex> <seq> <id>     an event failed on its first delivery (dead-lettered)
         R <src inst hex> <seq> <id>     a redelivery by the DLQ, handled
+        C <ns>                          once, when the durable consumer is subscribed
+        D <src inst hex> <seq>          an event handled by the durable consumer
 
     (id: the event id as 32 hex digits.) Every 200 ms the node's counters go to the stats
     file (through STATS.tmp and a rename), one "key value" a line. SIGTERM or SIGINT stops
@@ -76,6 +85,13 @@ static int s_handler(weft_event_t *ev, void *arg)
     return 0;
 }
 
+static int s_durable_handler(weft_event_t *ev, void *arg)
+{
+    (void)arg;
+    s_line("D %016" PRIx64 " %" PRIu64 "\n", ev->env->inst, ev->env->seq);
+    return 0;
+}
+
 static void s_write_stats(weft_node_t *node, const char *path)
 {
     weft_stats_t st;
@@ -99,7 +115,7 @@ static void s_write_stats(weft_node_t *node, const char *path)
 
 int main(int argc, char **argv)
 {
-    const char *seed = NULL, *name = NULL, *log = NULL, *stats = NULL;
+    const char *seed = NULL, *name = NULL, *log = NULL, *stats = NULL, *state = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--seed"))
@@ -110,6 +126,8 @@ int main(int argc, char **argv)
             log = v;
         else if (!strcmp(k, "--stats"))
             stats = v;
+        else if (!strcmp(k, "--state"))
+            state = v;
         else if (!strcmp(k, "--fail-mod"))
             s_fail_mod = strtoull(v, NULL, 10);
         else {
@@ -117,9 +135,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!seed || !name || !log || !stats || s_fail_mod == 0) {
+    if (!seed || !name || !log || !stats || !state || s_fail_mod == 0) {
         fprintf(stderr, "usage: chaos_sub --seed EP --name NAME --log FILE --stats FILE "
-                        "[--fail-mod N]\n");
+                        "--state DIR [--fail-mod N]\n");
         return 2;
     }
     s_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -129,6 +147,7 @@ int main(int argc, char **argv)
     }
     weft_config_t *cfg = weft_config_new();
     weft_config_set(cfg, "gossip/seeds", seed);
+    weft_config_set(cfg, "node/state_dir", state);
     int err = 0;
     weft_node_t *node = weft_node_new(name, cfg, &err);
     weft_config_destroy(&cfg);
@@ -155,6 +174,17 @@ int main(int argc, char **argv)
         weft_node_destroy(&node);
         return 1;
     }
+    weft_sub_options_t d = {
+        .name = "chaos-durable",
+        .consumer = "chaos-durable",
+    };
+    if (!weft_subscribe(node, "chaos.", s_durable_handler, NULL, &d, &err)) {
+        fprintf(stderr, "chaos_sub: cannot subscribe the durable consumer: %s\n",
+                weft_strerror(err));
+        weft_node_destroy(&node);
+        return 1;
+    }
+    s_line("C %" PRId64 "\n", weft_now_ns());
     int ready = weft_node_wait_peers(node, 3000);
     s_line("W %" PRId64 " %d\n", weft_now_ns(), ready);
     while (!s_stop) {

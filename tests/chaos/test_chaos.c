@@ -1,6 +1,6 @@
 /*  test_chaos.c - the chaos suite: a small fabric under steady load whose processes are killed
-    with SIGKILL at random moments and restarted, after which the archive, the subscriber and
-    the DLQ must account for every event.
+    with SIGKILL at random moments and restarted, after which the archive, the subscriber, its
+    durable consumer and the DLQ must account for every event.
 
     usage: test_chaos WEFT-ARCHIVER WEFT-DLQ CHAOS_PUB CHAOS_SUB
 
@@ -13,8 +13,11 @@
       - weft-dlq on one store directory (redelivery backoff 200 ms .. 1 s, 10 attempts);
       - chaos_sub "chaos-sub-TAG": one at-least-once subscription (repair on) to "chaos.", whose
         handler fails the first delivery of every seq divisible by 97 (retry attempts 1, no
-        breaker), so those events are dead-lettered and the DLQ's redeliveries succeed; it
-        logs every handler call (chaos_sub.c);
+        breaker), so those events are dead-lettered and the DLQ's redeliveries succeed; and a
+        durable named consumer "chaos-durable" on "chaos.", whose handler never fails, with
+        its checkpoint in one state directory that every incarnation reuses (--state), so
+        each one catches up from the archive from where the previous ones got to; it logs
+        every handler call of both (chaos_sub.c);
       - NPUB chaos_pub "pub-K-TAG", each publishing RATE events/s in batches of 5 and logging,
         fsync'ed, its instance and last seq after every batch (chaos_pub.c).
     (TAG: 4 hex digits drawn for the run, in every node name, so that a node of another fabric
@@ -28,7 +31,7 @@
     quiet period, polled every second with a 30 s deadline, lets repairs, dead letters and
     redeliveries settle. The kill schedule comes from a seeded generator: the seed is
     printed, WEFT_CHAOS_SEED=N replays the same schedule (process timing still varies).
-    WEFT_CHAOS_ROUNDS (default 5) and WEFT_CHAOS_RATE (default 300) change the size;
+    WEFT_CHAOS_ROUNDS (default 4) and WEFT_CHAOS_RATE (default 300) change the size;
     WEFT_CHAOS_KEEP=1 keeps the work directory (it is always kept when the run fails).
 
     The checks, at the end:
@@ -72,6 +75,21 @@
         letter survives a DLQ kill -9); at the end nothing is pending or retrying, and every
         resolved letter's event was handled by a redelivery. (Dead letters a killed subscriber
         instance still held unacknowledged died with it; they are counted, not required.)
+    (d) The durable consumer, after (a) to (c): every event the final replay of (a) returned
+        whose topic starts with "chaos." (of this fabric's nodes; each (inst, seq) once) and
+        whose envelope ts is not before the durable consumer first existed (the C line of the
+        first subscriber instance: a first run starts live) was handled by the durable consumer
+        of at least one subscriber instance (its D lines).
+        The final instance may still be catching up from the archive: the D lines of every
+        instance are read again every 500 ms until their union covers those events, for at
+        most 30 s; what is still missing then fails the run (listed per source, with what
+        each subscriber instance handled of it, and for the first 12 missing ranges when they
+        were published and which subscriber instances were running then). Within
+        one subscriber instance no event is handled twice (the checkpoint skips what it
+        handled). Across instances duplicates are allowed and counted: a kill -9 between a
+        handler call and the next checkpoint write (every 250 ms at most) makes the next
+        instance handle those events again. Events handled that the archive does not hold
+        (a killed publisher's tail the archiver never had) are counted, not required.
     Besides: a role that exits by itself (a crash, an assert) fails the run, and at the end
     every process stops cleanly on SIGTERM (exit status 0; under the sanitizers a leak fails
     it); a failure quotes the telling lines of the process's log. Running nodes that, at the
@@ -107,6 +125,8 @@
 #define OUTAGE_BEFORE_MS 1000 /* (a): an archiver's kill loses what it had not committed */
 #define REPAIR_GRACE_MS 3000  /* (a): time to reconnect and repair after a (re)start */
 #define QUIET_DEADLINE_MS 30000
+#define DURABLE_DEADLINE_MS 30000 /* (d): the final subscriber instance catches up within this */
+#define DURABLE_POLL_MS 500
 #define TAIL_LOAD_MS 6000
 #define MAX_INC 1024
 #define NS_PER_MS 1000000LL
@@ -133,7 +153,7 @@ static const char *s_bin[4]; /* archiver, dlq, pub, sub */
 static char s_dir[256];
 static char s_seed[64];
 static int s_rate = 300;
-static int s_rounds = 5;
+static int s_rounds = 4;
 static inc_t s_inc[MAX_INC];
 static int s_ninc;
 static int s_cur[NROLES];            /* running incarnation of each role, -1 when down */
@@ -308,6 +328,8 @@ static void s_spawn(int role)
         argv[n++] = "--log", argv[n++] = c->file;
         argv[n++] = "--stats", argv[n++] = c->stats;
         argv[n++] = "--fail-mod", argv[n++] = FAIL_MOD;
+        snprintf(data, sizeof(data), "%s/sub-state", s_dir);
+        argv[n++] = "--state", argv[n++] = data;
         break;
     default:
         snprintf(c->file, sizeof(c->file), "%s/%s.%d.progress", s_dir, name, c->n);
@@ -815,6 +837,7 @@ typedef struct {
     int64_t ts;
     uint8_t id[WEFT_ID_SIZE];
     char src[16]; /* the source name, cut */
+    bool chaos;   /* its topic starts with "chaos." */
 } arec_t;
 
 typedef struct {
@@ -840,6 +863,7 @@ static int s_on_archived(const weft_archived_t *ev, void *arg)
     r->seq = env.seq;
     r->ts = env.ts;
     memcpy(r->id, env.id, WEFT_ID_SIZE);
+    r->chaos = ev->topic_size >= 6 && memcmp(ev->topic, "chaos.", 6) == 0;
     return 0;
 }
 
@@ -943,7 +967,7 @@ static dlq_view_t s_dlq_view(const char *svc)
     }
     weft_reply_clear(&reply);
     bool list_ok = info_ok;
-    uint8_t cursor[WEFT_ID_SIZE];
+    uint8_t cursor[WEFT_ID_SIZE] = {0};
     bool have_cursor = false;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -1026,6 +1050,9 @@ typedef struct {
     bool final_stats_ok;
     const sublog_t *final_sub;
     uint64_t partitions; /* running nodes that consider a running peer down */
+    /* (d): the distinct archived events of this fabric whose topic starts with "chaos." */
+    arec_t *chaos_ev;
+    size_t nchaos, chaos_cap;
 } figures_t;
 
 /*  Either counts (report false) or also explains (report true) what is wrong. Returns the
@@ -1124,8 +1151,16 @@ static int s_check(figures_t *f, bool report, int64_t stats_after_ns)
                     "the publishers logged",
                     r->inst, r->seq, r->src);
         seqset_t *set = s_set(&archived, r->inst, true);
-        if (s_set_add(set, r->seq) > 0 && f->arch_dup++ == 0)
-            PROBLEM("%016" PRIx64 " seq %" PRIu64 " is archived twice", r->inst, r->seq);
+        if (s_set_add(set, r->seq) > 0) {
+            if (f->arch_dup++ == 0)
+                PROBLEM("%016" PRIx64 " seq %" PRIu64 " is archived twice", r->inst, r->seq);
+        } else if (r->chaos) {
+            if (f->nchaos == f->chaos_cap) {
+                f->chaos_cap = f->chaos_cap ? f->chaos_cap * 2 : 16384;
+                f->chaos_ev = realloc(f->chaos_ev, f->chaos_cap * sizeof(arec_t));
+            }
+            f->chaos_ev[f->nchaos++] = *r;
+        }
     }
     f->arch_events = ar.n - f->foreign;
     f->arch_distinct = 0;
@@ -1564,6 +1599,218 @@ static void s_figures_free(figures_t *f)
 {
     free(f->dlq.letters);
     f->dlq.letters = NULL;
+    free(f->chaos_ev);
+    f->chaos_ev = NULL;
+}
+
+/* ---- (d) the durable consumer ---------------------------------------------------------------- */
+
+/*  The D lines of one subscriber incarnation. */
+typedef struct {
+    const inc_t *c;
+    seqsets_t handled; /* per source */
+    uint64_t lines, dup_within;
+    int64_t created_ns; /* its C line: the durable consumer subscribed (0: not logged) */
+    char dup_example[80];
+} dlog_t;
+
+static void s_sub_dline(char *line, void *arg)
+{
+    dlog_t *d = arg;
+    uint64_t inst, seq;
+    long long ns;
+    if (line[0] == 'C' && sscanf(line, "C %lld", &ns) == 1) {
+        d->created_ns = (int64_t)ns;
+        return;
+    }
+    if (line[0] != 'D' || sscanf(line, "D %" SCNx64 " %" SCNu64, &inst, &seq) != 2 || !seq)
+        return;
+    d->lines++;
+    if (s_set_add(s_set(&d->handled, inst, true), seq) > 0 && d->dup_within++ == 0)
+        snprintf(d->dup_example, sizeof(d->dup_example), "%016" PRIx64 " seq %" PRIu64, inst, seq);
+}
+
+typedef struct {
+    int incs;             /* subscriber incarnations */
+    uint64_t archived;    /* distinct archived chaos.* events of this fabric */
+    uint64_t exempt;      /* of those, published before the durable consumer first existed */
+    uint64_t required;    /* the others */
+    uint64_t handled;     /* of those, handled by the durable consumer of some incarnation */
+    uint64_t missing;     /* of those, handled by none, of which: */
+    uint64_t miss_unseen; /* of a source no instance handled any event of */
+    uint64_t miss_before; /* below the seqs handled of their source */
+    uint64_t miss_hole;   /* between them */
+    uint64_t miss_after;  /* above them */
+    uint64_t lines;       /* D lines in all */
+    uint64_t dup_across;  /* an event handled by k incarnations counts k - 1 */
+    uint64_t dup_within;  /* D lines repeating an event within one incarnation */
+    uint64_t unarchived;  /* events handled that the archive does not hold */
+} durable_figures_t;
+
+/*  Reads every subscriber incarnation's D lines and holds them against the archived chaos.*
+    events of f (the final (a) replay). With report, explains and fails what is wrong: an event
+    handled twice by one incarnation, an archived event handled by none. */
+static void s_durable_check(const figures_t *f, durable_figures_t *d, bool report)
+{
+    memset(d, 0, sizeof(*d));
+    dlog_t *logs = calloc(MAX_INC, sizeof(dlog_t));
+    int n = 0;
+    for (int i = 0; i < s_ninc; i++)
+        if (s_inc[i].role == R_SUB) {
+            logs[n].c = &s_inc[i];
+            s_each_line(s_inc[i].file, s_sub_dline, &logs[n]);
+            n++;
+        }
+    d->incs = n;
+    /* the union, counting the incarnations each event was handled by beyond the first */
+    seqsets_t all = {0};
+    for (int k = 0; k < n; k++) {
+        d->lines += logs[k].lines;
+        d->dup_within += logs[k].dup_within;
+        for (size_t j = 0; j < logs[k].handled.n; j++) {
+            const seqset_t *h = &logs[k].handled.v[j];
+            seqset_t *u = s_set(&all, h->inst, true);
+            for (uint64_t q = h->min; q && q <= h->max; q++)
+                if (s_set_has(h, q) && s_set_add(u, q) > 0)
+                    d->dup_across++;
+        }
+    }
+    /* The durable consumer exists from the first subscription of it on (a first run starts
+       live): what was published before is not its to handle. */
+    int64_t created = 0;
+    for (int k = 0; k < n && !created; k++)
+        created = logs[k].created_ns;
+    d->archived = f->nchaos;
+    for (size_t i = 0; i < f->nchaos; i++) {
+        if (!created || f->chaos_ev[i].ts < created) {
+            d->exempt++;
+            continue;
+        }
+        d->required++;
+        d->handled += s_set_has(s_set(&all, f->chaos_ev[i].inst, false), f->chaos_ev[i].seq) > 0;
+    }
+    d->missing = d->required - d->handled;
+    for (size_t i = 0; d->missing && i < f->nchaos; i++) {
+        const seqset_t *u = s_set(&all, f->chaos_ev[i].inst, false);
+        uint64_t q = f->chaos_ev[i].seq;
+        if (f->chaos_ev[i].ts < created)
+            continue;
+        if (!u)
+            d->miss_unseen++;
+        else if (s_set_has(u, q))
+            continue;
+        else if (q < u->min)
+            d->miss_before++;
+        else if (q > u->max)
+            d->miss_after++;
+        else
+            d->miss_hole++;
+    }
+    uint64_t distinct = 0;
+    for (size_t j = 0; j < all.n; j++)
+        distinct += all.v[j].distinct;
+    uint64_t handled_all = 0;
+    for (size_t i = 0; i < f->nchaos; i++)
+        handled_all += s_set_has(s_set(&all, f->chaos_ev[i].inst, false), f->chaos_ev[i].seq) > 0;
+    d->unarchived = distinct - handled_all;
+
+    if (report && !created)
+        s_fail("(d) no subscriber instance logged the subscription of its durable consumer");
+    if (report) {
+        fprintf(stderr, "chaos:   durable consumer, per subscriber instance:\n");
+        for (int k = 0; k < n; k++)
+            fprintf(stderr,
+                    "chaos:   %-7s +%5.1f s, %-17s handled %6" PRIu64 ", duplicates within %" PRIu64
+                    "\n",
+                    s_inc_name(logs[k].c), s_rel(logs[k].c->spawn_ns),
+                    logs[k].c->end_ns ? "killed" : "alive", logs[k].lines - logs[k].dup_within,
+                    logs[k].dup_within);
+        for (int k = 0; k < n; k++)
+            if (logs[k].dup_within)
+                s_fail("(d) %s's durable consumer handled %" PRIu64 " events a second time (e.g. "
+                       "%s): within one process the checkpoint must skip what it handled",
+                       s_inc_name(logs[k].c), logs[k].dup_within, logs[k].dup_example);
+    }
+    if (report && d->missing) {
+        /* which publisher incarnation each source is */
+        publog_t *pubs = calloc(MAX_INC, sizeof(publog_t));
+        int npubs = 0;
+        for (int i = 0; i < s_ninc; i++)
+            if (s_inc[i].role >= R_PUB0) {
+                pubs[npubs].c = &s_inc[i];
+                s_each_line(s_inc[i].file, s_pub_line, &pubs[npubs]);
+                npubs++;
+            }
+        s_fail("(d) %" PRIu64 " of the %" PRIu64 " archived chaos.* events published since the "
+               "durable consumer exists were handled by it in no subscriber instance (listed "
+               "below)",
+               d->missing, d->required);
+        /* per source: how many, what each incarnation handled of it, the missing ranges */
+        seqsets_t miss = {0};
+        for (size_t i = 0; i < f->nchaos; i++) {
+            const arec_t *r = &f->chaos_ev[i];
+            if (r->ts >= created && !s_set_has(s_set(&all, r->inst, false), r->seq))
+                s_set_add(s_set(&miss, r->inst, true), r->seq);
+        }
+        int shown = 0;
+        for (size_t j = 0; j < miss.n; j++) {
+            const seqset_t *m = &miss.v[j];
+            const char *who = "?";
+            for (int p = 0; p < npubs; p++)
+                if (pubs[p].inst == m->inst)
+                    who = s_inc_name(pubs[p].c);
+            char seen[512];
+            int w = 0;
+            seen[0] = 0;
+            for (int k = 0; k < n && w >= 0 && (size_t)w < sizeof(seen) - 48; k++) {
+                const seqset_t *h = s_set(&logs[k].handled, m->inst, false);
+                if (h)
+                    w += snprintf(seen + w, sizeof(seen) - (size_t)w,
+                                  "; %s handled %" PRIu64 " of seq %" PRIu64 "..%" PRIu64,
+                                  s_inc_name(logs[k].c), h->distinct, h->min, h->max);
+            }
+            fprintf(stderr, "chaos:   (d) %016" PRIx64 " (%s): %" PRIu64 " missing%s\n", m->inst,
+                    who, m->distinct,
+                    seen[0] ? seen : "; no subscriber instance handled any of it");
+            /* each missing range: when it was published, who was running then */
+            int64_t *ts = calloc(m->max + 1, sizeof(int64_t));
+            for (size_t i = 0; i < f->nchaos; i++)
+                if (f->chaos_ev[i].inst == m->inst && f->chaos_ev[i].seq <= m->max)
+                    ts[f->chaos_ev[i].seq] = f->chaos_ev[i].ts;
+            for (uint64_t q = m->min; q <= m->max; q++) {
+                if (!s_set_has(m, q))
+                    continue;
+                uint64_t e = q;
+                while (e < m->max && s_set_has(m, e + 1))
+                    e++;
+                if (shown++ < 12) {
+                    char alive[256];
+                    int a = 0;
+                    alive[0] = 0;
+                    for (int k = 0; k < n && a >= 0 && (size_t)a < sizeof(alive) - 16; k++)
+                        if (logs[k].c->spawn_ns <= ts[e] &&
+                            (!logs[k].c->end_ns || logs[k].c->end_ns > ts[q]))
+                            a += snprintf(alive + a, sizeof(alive) - (size_t)a, " %s",
+                                          s_inc_name(logs[k].c));
+                    fprintf(stderr,
+                            "chaos:   (d)   seq %" PRIu64 "..%" PRIu64 " (%" PRIu64
+                            "), published +%.2f..+%.2f s; subscriber instances running then:%s\n",
+                            q, e, e - q + 1, s_rel(ts[q]), s_rel(ts[e]),
+                            alive[0] ? alive : " none");
+                }
+                q = e;
+            }
+            free(ts);
+        }
+        s_sets_free(&miss);
+        for (int p = 0; p < npubs; p++)
+            free(pubs[p].marks);
+        free(pubs);
+    }
+    s_sets_free(&all);
+    for (int k = 0; k < n; k++)
+        s_sets_free(&logs[k].handled);
+    free(logs);
 }
 
 /*  Every running publisher has logged its final seq (after SIGUSR1). */
@@ -1651,6 +1898,18 @@ TEST_CASE("under kill -9 of every role, the archive, the subscriber and the DLQ 
     int before = s_failures;
     s_check(&f, true, quiet_ns);
 
+    /* (d): the durable consumer of the final subscriber instance may still be catching up */
+    durable_figures_t d;
+    int64_t durable_from = t_mono_ms();
+    for (;;) {
+        s_durable_check(&f, &d, false);
+        if (!d.missing || t_mono_ms() >= durable_from + DURABLE_DEADLINE_MS)
+            break;
+        s_run_for(DURABLE_POLL_MS);
+    }
+    double durable_s = (double)(t_mono_ms() - durable_from) / 1e3;
+    s_durable_check(&f, &d, true);
+
     s_say("summary: seed %" PRIu64 ", %d rounds, %d publishers at %d events/s, %.0f s",
           s_seed_value, s_rounds, NPUB, s_rate, s_rel(weft_now_ns()));
     s_say("  kills: archiver %d, dlq %d, sub %d, pub-0 %d, pub-1 %d, pub-2 %d (incarnations: %d "
@@ -1679,6 +1938,35 @@ TEST_CASE("under kill -9 of every role, the archive, the subscriber and the DLQ 
           f.info.events, f.arch_distinct, f.dlq.n, f.dlq.pending, f.dlq.retrying, f.dlq.parked,
           f.dlq.resolved, f.failed_all, f.failed_final,
           f.final_sub ? f.final_sub->dead_lettered : 0, f.lost_letters);
+    s_say("  (d) durable consumer: %" PRIu64 " chaos.* events archived (%" PRIu64
+          " of them published before it existed), of the %" PRIu64 " others %" PRIu64
+          " handled by it (in %d subscriber instances, %" PRIu64 " handler calls), %" PRIu64
+          " missing (%" PRIu64 " below the first seq handled of their source, %" PRIu64
+          " in holes, %" PRIu64 " above the last, %" PRIu64 " of sources never handled); "
+          "duplicates across instances %" PRIu64 ", within an instance %" PRIu64
+          "; handled but not archived %" PRIu64 "; %s %.1f s after the final checks",
+          d.archived, d.exempt, d.required, d.handled, d.incs, d.lines, d.missing, d.miss_before,
+          d.miss_hole, d.miss_after, d.miss_unseen, d.dup_across, d.dup_within, d.unarchived,
+          d.missing ? "still missing" : "covered", durable_s);
+    if (d.miss_before)
+        s_say("  (d) %" PRIu64 " missing events lie below the first seq the durable consumer "
+              "handled of their publisher instance: typically its first events, published "
+              "before the subscriber's node received anything from it. A live subscription "
+              "starts a source at the first event it receives, and the checkpoint (the highest "
+              "seq handled) then makes every later catch-up skip what lies below.",
+              d.miss_before);
+    if (d.miss_hole)
+        s_say("  (d) %" PRIu64 " missing events lie between seqs the durable consumer handled "
+              "of their publisher instance: typically events the archive received late "
+              "(repaired from the outbox after an archiver restart), so that a catch-up "
+              "replaying the archive in its order met later events of that source first.",
+              d.miss_hole);
+    if (d.miss_after)
+        s_say("  (d) %" PRIu64 " missing events lie above the last seq the durable consumer "
+              "handled of their publisher instance: typically the last events of a publisher "
+              "killed right after publishing them, which the subscriber's node never received "
+              "and no heartbeat announced, so nothing made it fetch them from the archive.",
+              d.miss_after);
     if (f.holes)
         s_say("  (a) %" PRIu64 " of the missing events lie below the highest archived seq of "
               "their publisher instance: the archiver received later events of it, so it knew "
