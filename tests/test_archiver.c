@@ -836,7 +836,7 @@ static void s_raw(const char *svc, const char *proto, const char *cmd, const voi
     (void)proto;
     weft_reply_t reply;
     code[0] = 0;
-    if (weft_ctl_call(ctl, cmd, args, args_size, 3000, &reply) == WEFT_OK)
+    if (weft_ctl_call(ctl, cmd, args, args_size, 15000, &reply) == WEFT_OK)
         snprintf(code, 64, "%s", strcmp(reply.status, "ERR") == 0 ? reply.err_code : reply.status);
     weft_reply_clear(&reply);
     weft_ctl_destroy(&ctl);
