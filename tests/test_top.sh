@@ -61,10 +61,10 @@ check "the seed-holding subscriber becomes ready" wait_file "$dir/ready" 10
 seed=$(sed -n 's/.*gossip=\([^ ]*\).*/\1/p' "$dir/sub.err" | head -n 1)
 check "the subscriber reports its gossip endpoint" test -n "$seed"
 "$weft" pub load.fast '{"n":"{{seq}}"}' --name top-pub200 --rate 200 --count 100000000 \
-    --seed "$seed" --quiet >/dev/null 2>&1 &
+    --seed "$seed" --quiet >/dev/null 2>"$dir/pub200.err" &
 pub200=$!; pids="$pids $pub200"
 "$weft" pub load.slow '{"n":"{{seq}}"}' --name top-pub50 --rate 50 --count 100000000 \
-    --seed "$seed" --quiet >/dev/null 2>&1 &
+    --seed "$seed" --quiet >/dev/null 2>"$dir/pub50.err" &
 pub50=$!; pids="$pids $pub50"
 
 # 2. weft-top --batch -n 4 -d 1: every node, its role, out/s within 30 % (a run that starts
@@ -168,4 +168,9 @@ check "weft stat --help exits 0" test $? -eq 0
 
 kill "$live" 2>/dev/null
 wait "$live" 2>/dev/null
+if [ $fail -ne 0 ]; then
+    for f in sub pub200 pub50 batch; do
+        [ -s "$dir/$f.err" ] && { echo "--- $f.err"; tail -n 20 "$dir/$f.err"; }
+    done
+fi
 exit $fail
