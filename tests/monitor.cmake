@@ -11,18 +11,19 @@ set_tests_properties(fabric_model PROPERTIES TIMEOUT 60)
 # weft-top --batch and `weft stat` against publishers at known rates; a killed node goes down.
 add_test(NAME top COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_top.sh $<TARGET_FILE:weft_cli>
                           $<TARGET_FILE:weft_top>)
-# Alone: it measures rates and liveness by the clock, which tests run beside it disturb.
+# The monitor tests run alone: they measure rates and liveness by the clock, and observer
+# nodes were seen missing the fabric when they overlapped heavy tests (cause not found yet).
 set_tests_properties(top PROPERTIES TIMEOUT 120 RUN_SERIAL TRUE)
 
 # weft-top's screen through tmux (skipped when tmux is missing).
 add_test(NAME top_tmux COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_top_tmux.sh
                                $<TARGET_FILE:weft_top>)
-set_tests_properties(top_tmux PROPERTIES TIMEOUT 90)
+set_tests_properties(top_tmux PROPERTIES TIMEOUT 90 RUN_SERIAL TRUE)
 
 # The Prometheus exporter: text format, counters, histogram, health endpoints.
 add_test(NAME exporter COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_exporter.sh
                                $<TARGET_FILE:weft_cli> $<TARGET_FILE:weft_exporter>)
-set_tests_properties(exporter PROPERTIES TIMEOUT 90)
+set_tests_properties(exporter PROPERTIES TIMEOUT 90 RUN_SERIAL TRUE)
 
 # The exporter's Prometheus text format, from hand-built heartbeats.
 add_executable(test_prom ${CMAKE_CURRENT_SOURCE_DIR}/test_prom.c
