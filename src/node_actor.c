@@ -89,14 +89,8 @@ weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_hand
     }
     if (sub->repair) {
         self->repair_subs++;
-        /* From when repairing subscriptions want events: now, or for one that catches up,
-           where its catch-up starts (a new source's early events are delivered from then). */
-        int64_t from = weft_now_ns();
-        if (options && options->start == WEFT_START_TIME && options->since_ns > 0 &&
-            options->since_ns < from)
-            from = options->since_ns;
-        if (!self->repair_since_ns || from < self->repair_since_ns)
-            self->repair_since_ns = from;
+        if (!self->repair_since_ns)
+            self->repair_since_ns = weft_now_ns();
     }
     if (options && options->start != WEFT_START_LIVE) {
         int rc = catchup_start(self, sub, options);
