@@ -134,6 +134,18 @@ weft_config_t *weft_config_new(void)
     return self;
 }
 
+weft_config_t *weft_config_dup(weft_config_t *from)
+{
+    weft_config_t *copy = weft_config_new();
+    if (!copy || !from)
+        return copy;
+    /* A value that does not validate (from an environment variable) is left out: the copy
+       reads the same environment, and weft_config_check_env reports it. */
+    for (size_t i = 0; i < KEY_COUNT; i++)
+        weft_config_set(copy, s_keys[i].path, weft_config_get(from, s_keys[i].path));
+    return copy;
+}
+
 void weft_config_destroy(weft_config_t **self_p)
 {
     if (!self_p || !*self_p)

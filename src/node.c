@@ -46,26 +46,6 @@ static bool s_name_ok(const char *name)
     return name && weft_topic_check(name, strlen(name)) == WEFT_OK;
 }
 
-/*  Copies the layers of a caller's config: the node keeps its own so the caller may destroy
-    theirs at once. Only the code layer needs copying; env and file are re-read from source. */
-static weft_config_t *s_config_copy(weft_config_t *from)
-{
-    weft_config_t *copy = weft_config_new();
-    if (!copy || !from)
-        return copy;
-    static const char *keys[] = {
-        "fabric/name", "node/name", "node/role", "node/bind", "node/ctl_bind", "node/advertise",
-        "node/service",
-        "node/linger", "node/state_dir",
-        "node/loopback", "node/settle", "gossip/seeds", "gossip/bind", "peers/connect",
-        "peers/down_beats", "peers/disconnect_after", "outbox/events", "outbox/bytes",
-        "limits/max_payload", "limits/topic_rates", "limits/rate_policy", "net/sndhwm",
-        "net/rcvhwm", "heartbeat/interval", "log/verbose"};
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        weft_config_set(copy, keys[i], weft_config_get(from, keys[i]));
-    return copy;
-}
-
 weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err)
 {
     int dummy;
@@ -77,7 +57,7 @@ weft_node_t *weft_node_new(const char *name, weft_config_t *config, int *err)
         *err = WEFT_ENOMEM;
         return NULL;
     }
-    self->config = s_config_copy(config);
+    self->config = weft_config_dup(config);
     if (!self->config || weft_config_check_env(self->config) != WEFT_OK) {
         *err = self->config ? WEFT_ECONFIG : WEFT_ENOMEM;
         weft_config_destroy(&self->config);

@@ -26,6 +26,14 @@ typedef struct weft_config_t weft_config_t;
 /*  Creates an empty configuration (all defaults). Returns NULL only when out of memory. */
 weft_config_t *weft_config_new(void);
 
+/*  Creates a configuration whose code layer holds every known setting as `from` resolves it
+    (code, environment, file or default), so it no longer depends on `from`, which the caller
+    may destroy (a value that does not validate, from the environment, is left out: the copy
+    reads the environment too, and weft_config_check_env reports it). from NULL gives an empty
+    configuration. The caller owns the result
+    (weft_config_destroy); NULL only when out of memory. */
+weft_config_t *weft_config_dup(weft_config_t *from);
+
 /*  Destroys a configuration and sets *self_p to NULL. Safe on NULL and twice. */
 void weft_config_destroy(weft_config_t **self_p);
 
