@@ -404,9 +404,15 @@ void node_repair_tick(self_t *self, int64_t now)
     if (self->repair_awaiting <= 0)
         return;
     int64_t limit = (int64_t)self->node->heartbeat_ms * self->node->down_beats;
-    for (source_t *src = zhashx_first(self->sources); src; src = zhashx_next(self->sources))
+    int awaiting = 0;
+    for (source_t *src = zhashx_first(self->sources); src; src = zhashx_next(self->sources)) {
         if (src->awaiting_ms && now - src->awaiting_ms > limit)
             s_awaited(self, src, true);
+        awaiting += src->awaiting_ms != 0;
+    }
+    /* Recounted: a source forgotten while it waited (sources silent for ten minutes are) does
+       not keep this walk going forever. */
+    self->repair_awaiting = awaiting;
 }
 
 void node_repair_heartbeat(self_t *self, uint64_t inst, uint64_t seq)
