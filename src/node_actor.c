@@ -87,11 +87,12 @@ weft_sub_t *node_actor_subscribe(void *actor_self, const char *prefix, weft_hand
             options = &resumed;
         }
     }
-    if (sub->repair) {
+    sub->start_ns = weft_now_ns();
+    if (options && options->start == WEFT_START_TIME && options->since_ns > 0 &&
+        options->since_ns < sub->start_ns)
+        sub->start_ns = options->since_ns;
+    if (sub->repair)
         self->repair_subs++;
-        if (!self->repair_since_ns)
-            self->repair_since_ns = weft_now_ns();
-    }
     if (options && options->start != WEFT_START_LIVE) {
         int rc = catchup_start(self, sub, options);
         if (rc != WEFT_OK) {
@@ -232,8 +233,11 @@ int node_actor_dispatch(self_t *self, const char *topic, size_t topic_len, bool 
     for (weft_sub_t *sub = zlistx_first(self->subs); sub; sub = zlistx_next(self->subs)) {
         if (sub->dead || sub->fabric != fabric || sub->len > topic_len ||
             memcmp(sub->prefix, topic, sub->len) != 0 ||
-            (which == DISPATCH_PLAIN && sub->repair) || (which == DISPATCH_REPAIR && !sub->repair))
+            (which == DISPATCH_PLAIN && sub->repair) || (which >= DISPATCH_REPAIR && !sub->repair))
             continue;
+        if (which == DISPATCH_EARLY && env->ts < sub->start_ns &&
+            !(sub->durable && node_durable_mark(sub, env->inst, NULL)))
+            continue; /* published before it existed, by a source it never followed */
         /* Handlers may subscribe (added at the end) or unsubscribe (deferred to the sweep)
            while this loop runs; neither moves the list's cursor. */
         if (sub->catchup)

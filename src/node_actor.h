@@ -39,6 +39,9 @@ struct weft_sub_t {
     bool no_dead_letter;
     bool repair;                /* at-least-once: gaps are repaired, events held in order */
     durable_t *durable;         /* durable consumer: its checkpoint, else NULL */
+    int64_t start_ns;           /* wall clock (ns) from which events are its: now, or where
+                                   its catch-up starts; a new source's early events published
+                                   before are not delivered to it (DISPATCH_EARLY) */
     int breaker;                /* BREAKER_CLOSED, _OPEN, _HALF_OPEN */
     int64_t fail_ms[64];        /* ring of recent failure times (ms) */
     unsigned fail_next;
@@ -59,8 +62,9 @@ typedef struct {
     int64_t last_ms;            /* monotonic ms of the last event */
     int64_t last_ts;            /* publish ts of the last event */
     uint64_t gaps;              /* events found missing from this source */
-    int64_t repair_from_ts;     /* repair: repaired events published before this are not
-                                   delivered (a new source's early events, node_repair.c) */
+    uint64_t early_until;       /* repair: the seqs below this one being repaired are a new
+                                   source's early events, each delivered only to the
+                                   subscriptions it belongs to (DISPATCH_EARLY); 0: none */
     int64_t awaiting_ms;        /* repair: since when a new source's early events wait for
                                    its control endpoint (its heartbeat), 0 when not */
     uint64_t await_next;        /* ... and the first seq heard from it */
@@ -112,7 +116,6 @@ typedef struct {
     uint64_t dlq_next_id;       /* request ids of PUTs */
     int64_t dlq_warned_ms;      /* last "no DLQ reachable" warning */
     int repair_subs;            /* subscriptions with repair on */
-    int64_t repair_since_ns;    /* when the first of them was made (wall clock, ns) */
     int repair_awaiting;        /* sources whose awaiting_ms is set */
     void *state_env;            /* MDB_env of node/state_dir, opened for durable consumers */
     unsigned state_dbi;
@@ -122,8 +125,10 @@ typedef struct {
     int nprobes;
 } self_t;
 
-/*  Which subscriptions a dispatch goes to. */
-enum { DISPATCH_ALL = 0, DISPATCH_PLAIN, DISPATCH_REPAIR };
+/*  Which subscriptions a dispatch goes to: all, those without repair, those with repair, or
+    those with repair that an early event of a new source belongs to (published since the
+    subscription's start_ns, or of a source its durable checkpoint already follows). */
+enum { DISPATCH_ALL = 0, DISPATCH_PLAIN, DISPATCH_REPAIR, DISPATCH_EARLY };
 
 
 /*  Calls a handler once and counts it; copies the failure code and message out. Returns the
@@ -198,6 +203,9 @@ void node_dlq_stop(self_t *self);
     (0: no checkpoint yet). Returns 0 or an error (state directory unusable or in use). */
 int node_durable_open(self_t *self, weft_sub_t *sub, const char *name, int64_t *since_ns);
 bool node_durable_seen(weft_sub_t *sub, const weft_envelope_t *env);
+/*  Whether the checkpoint follows source inst; if so *mark is the seq below which (and at
+    which) everything of it is settled. */
+bool node_durable_mark(const weft_sub_t *sub, uint64_t inst, uint64_t *mark);
 void node_durable_record(weft_sub_t *sub, const weft_envelope_t *env);
 void node_durable_flush(self_t *self);
 void node_durable_close(self_t *self, weft_sub_t *sub);

@@ -207,6 +207,16 @@ bool node_durable_seen(weft_sub_t *sub, const weft_envelope_t *env)
     return c && s_has(c, env->seq);
 }
 
+bool node_durable_mark(const weft_sub_t *sub, uint64_t inst, uint64_t *mark)
+{
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016" PRIx64, inst);
+    const ckpt_t *c = zhashx_lookup(sub->durable->sources, hex);
+    if (c && mark)
+        *mark = c->seq;
+    return c != NULL;
+}
+
 void node_durable_record(weft_sub_t *sub, const weft_envelope_t *env)
 {
     durable_t *d = sub->durable;

@@ -279,15 +279,44 @@ static bool s_request(self_t *self, source_t *src, uint64_t from, uint64_t to)
     return queued;
 }
 
-static void s_deliver(self_t *self, const char *topic, size_t topic_len,
-                      const weft_envelope_t *env, const uint8_t *raw, size_t raw_size,
-                      const void *payload, size_t size)
+static int s_deliver_as(self_t *self, const char *topic, size_t topic_len,
+                        const weft_envelope_t *env, const uint8_t *raw, size_t raw_size,
+                        const void *payload, size_t size, int which)
 {
     char t[WEFT_TOPIC_MAX + 1];
     memcpy(t, topic, topic_len);
     t[topic_len] = 0;
-    node_actor_dispatch(self, t, topic_len, false, env, raw, raw_size, payload, size,
-                        DISPATCH_REPAIR);
+    return node_actor_dispatch(self, t, topic_len, false, env, raw, raw_size, payload, size,
+                               which);
+}
+
+static void s_deliver(self_t *self, const char *topic, size_t topic_len,
+                      const weft_envelope_t *env, const uint8_t *raw, size_t raw_size,
+                      const void *payload, size_t size)
+{
+    s_deliver_as(self, topic, topic_len, env, raw, raw_size, payload, size, DISPATCH_REPAIR);
+}
+
+/*  Where the early events of a source first heard at seq `next` are fetched from, or 0 when
+    none are. Two kinds of subscription want them:
+      - any repairing subscription, from a young publisher (next - 1 <= NEW_SOURCE_FETCH_MAX)
+        that started after it did and published before we were connected to it; events
+        published before the subscription's start are left out when delivering;
+      - a durable consumer whose checkpoint already follows the source (this process is one
+        of its later incarnations): everything past its mark is its, whenever published; at
+        most NEW_SOURCE_FETCH_MAX back, the rest is its catch-up's to bring. */
+static uint64_t s_early_from(self_t *self, uint64_t inst, uint64_t next)
+{
+    if (next <= 1)
+        return 0;
+    uint64_t floor = next - 1 > NEW_SOURCE_FETCH_MAX ? next - NEW_SOURCE_FETCH_MAX : 1;
+    uint64_t from = floor == 1 ? 1 : next;
+    for (weft_sub_t *s = zlistx_first(self->subs); s && from > floor; s = zlistx_next(self->subs)) {
+        uint64_t mark;
+        if (!s->dead && s->durable && node_durable_mark(s, inst, &mark) && mark + 1 < from)
+            from = mark + 1 > floor ? mark + 1 : floor;
+    }
+    return from < next ? from : 0;
 }
 
 static void s_hold(self_t *self, source_t *src, uint64_t seq, const char *topic,
@@ -343,14 +372,15 @@ void node_repair_live(self_t *self, source_t *src, const char *topic, size_t top
 {
     const uint8_t *raw = zmq_msg_data((zmq_msg_t *)env_frame);
     size_t raw_size = zmq_msg_size(env_frame);
-    if (src->delivered == 0 && !src->repairing && env->seq > 1 &&
-        env->seq - 1 <= NEW_SOURCE_FETCH_MAX) {
-        /* A source first heard at seq N > 1: a publisher that started after our repairing
-           subscriptions did published its first N - 1 events before we were connected to
-           it, and they are ours too. Fetch them (a small range only: an old publisher is
-           past it), hold N back, and deliver those published since the first repairing
-           subscription was made; the others were never ours. */
-        src->repair_from_ts = self->repair_since_ns;
+    uint64_t early_from = src->delivered == 0 && !src->repairing
+                              ? s_early_from(self, src->inst, env->seq)
+                              : 0;
+    if (early_from) {
+        /* A source first heard at seq N > 1 whose earlier events may be ours (s_early_from):
+           fetch them, hold N back, and deliver each early event only to the subscriptions
+           it belongs to (DISPATCH_EARLY). */
+        src->delivered = early_from - 1;
+        src->early_until = env->seq;
         s_hold(self, src, env->seq, topic, topic_len, raw, raw_size, payload, size);
         peer_t *pp = peers_lookup(self->peers, src->inst);
         if (!pp || !pp->ctl[0]) {
@@ -468,11 +498,12 @@ void node_repair_handle(self_t *self, zmsg_t *msg)
         if (!src || env.seq <= src->delivered)
             return;
         src->delivered = env.seq;
-        if (env.ts < src->repair_from_ts)
-            return; /* a new source's event from before we subscribed: not ours */
-        atomic_fetch_add(&self->node->counters.repaired, 1);
-        s_deliver(self, (const char *)zframe_data(t), zframe_size(t), &env, zframe_data(e),
-                  zframe_size(e), zframe_data(p), zframe_size(p));
+        bool early = env.seq < src->early_until;
+        int calls = s_deliver_as(self, (const char *)zframe_data(t), zframe_size(t), &env,
+                                 zframe_data(e), zframe_size(e), zframe_data(p), zframe_size(p),
+                                 early ? DISPATCH_EARLY : DISPATCH_REPAIR);
+        if (!early || calls > 0) /* an early event nobody wanted was never missing */
+            atomic_fetch_add(&self->node->counters.repaired, 1);
     } else if (kind == 'D' && zmsg_size(msg) == 3) {
         zframe_t *d = zmsg_next(msg);
         if (zframe_size(d) != 4 * sizeof(uint64_t))
@@ -491,7 +522,7 @@ void node_repair_handle(self_t *self, zmsg_t *msg)
         if (done[1] > src->delivered)
             src->delivered = done[1];
         src->repairing = false;
-        src->repair_from_ts = 0;
+        src->early_until = 0;
         s_drain(self, src);
     }
 }
