@@ -36,7 +36,7 @@ typedef struct {
     char sub[256];
     char ctl[256];
     char svc[256];
-    char fabric[65];          /* "weft" when the heartbeat has none */
+    char fabric[WEFT_FABRIC_MAX + 1]; /* "weft" when the heartbeat has none */
 } heartbeat_info_t;
 
 /*  Reads a heartbeat payload (untrusted). Returns 0, or WEFT_EMALFORMED. */

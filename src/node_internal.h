@@ -19,7 +19,6 @@
 #include "weft/service.h"
 
 #define WEFT_ROLE_MAX 31
-#define WEFT_FABRIC_MAX 64             /* bytes of a fabric name (fabric/name) */
 #define WEFT_ENDPOINT_MAX 255
 
 /*  Counters, one atomic each, so weft_node_stats needs no lock. */

@@ -87,7 +87,7 @@ int peers_tuple_format(char *out, size_t cap, const char *fabric, const char *na
 /*  Parses a gossip tuple. fabric (PEERS_FABRIC_CAP bytes) gets the tuple's fabric, "weft"
     when it has none. Returns 0, or -1 for a tuple that is not a weft/1 node tuple (other
     applications may share the gossip network; such tuples are ignored). */
-#define PEERS_FABRIC_CAP 65
+#define PEERS_FABRIC_CAP (WEFT_FABRIC_MAX + 1)
 int peers_tuple_parse(const char *key, const char *value, uint64_t *inst, char *fabric,
                       char *name, char *role, char *sub, char *ctl, char *svc);
 
