@@ -419,6 +419,7 @@ static void s_peers_tick(self_t *self, int64_t now)
                (another fabric's node), which must not start receiving our events. If the
                peer is only slow, its next heartbeat connects us again. */
             node_actor_peer_disconnect(self, p);
+            node_repair_peer_down(self, p->inst);
         }
         if (p->state == PEER_DOWN && now - heard > node->disconnect_after_ms && nforget < 64)
             forget[nforget++] = p->inst;

@@ -68,6 +68,8 @@ typedef struct {
     int64_t awaiting_ms;        /* repair: since when a new source's early events wait for
                                    its control endpoint (its heartbeat), 0 when not */
     uint64_t await_next;        /* ... and the first seq heard from it */
+    bool tail_wanted;           /* repair: its node went down while a repair of it was under
+                                   way; its tail is asked of an archive once that is settled */
     char name[WEFT_NAME_MAX + 1]; /* its src name */
     bool foreign;               /* of another fabric (its heartbeat said): events dropped */
 } source_t;
@@ -222,6 +224,11 @@ void node_repair_live(self_t *self, source_t *src, const char *topic, size_t top
 /*  A heartbeat of a source announced seq: the tail of a burst that lost its last events
     shows only here. Repairs what is still missing one heartbeat later. */
 void node_repair_heartbeat(self_t *self, uint64_t inst, uint64_t seq);
+/*  A peer went down (silent for down_beats heartbeats): the last events it published before
+    dying may never have reached us, and nothing will announce them. Asks an archiver for
+    whatever it holds of that source past what was delivered (no-op without repairing
+    subscriptions, without an archiver, or while a repair of it is under way). */
+void node_repair_peer_down(self_t *self, uint64_t inst);
 /*  Gives up waiting for the heartbeat of a new source whose early events wait (after
     peers/down_beats heartbeat intervals): what was held is delivered without them. */
 void node_repair_tick(self_t *self, int64_t now_ms);

@@ -11,7 +11,10 @@
     results come back to the node's thread on the catch-up PULL socket with subscription id
     0: 'R' [topic][envelope][payload] for each repaired event, oldest first, then 'D' with the
     range and its totals. Events neither the outbox nor the archive holds are counted as
-    unrepaired. Bounds: REPAIR_QUEUE requests wait, REPAIR_RANGE_MAX seqs per request,
+    unrepaired. For a publisher marked down (most likely dead, its FETCH would only time out)
+    the archive is asked first. When a publisher goes down, the archive is also asked for
+    whatever it holds past the last seq delivered (its tail: events that never reached us and
+    that no later event or heartbeat will announce). Bounds: REPAIR_QUEUE requests wait, REPAIR_RANGE_MAX seqs per request,
     HELD_MAX held events per source (beyond it, events are delivered as they come and the
     order of that source is no longer guaranteed; counted in the log).
 */
@@ -27,9 +30,14 @@
 #define HELD_MAX 100000
 #define FETCH_TIMEOUT_MS 3000
 #define NEW_SOURCE_FETCH_MAX 10000 /* a new source's earlier events looked for, at most */
+#define TAIL_FETCH_MAX 100000      /* seqs past the last one delivered asked of the archive
+                                      when a source's node goes down */
 
 typedef struct {
     uint64_t inst, from, to;
+    bool tail;                  /* a source that went down: what the archive holds past
+                                   `from`, if anything (nothing is known to be missing) */
+    bool down;                  /* its node is marked down: the archive is asked first */
     char ctl[256];              /* the publisher's control endpoint, "" when unknown */
     char svc[256];              /* an archiver's service endpoint, "" when none */
     size_t nprefixes;           /* 0: every topic */
@@ -57,6 +65,7 @@ typedef struct {
     zlistx_t *events;           /* held_t blobs, in seq order */
     const repair_req_t *req;
     uint64_t found;             /* events of the range returned (all topics for the archive) */
+    uint64_t top;               /* the highest seq among them */
     bool filter;                /* filter by the request's prefixes here (archive FETCH) */
 } collect_t;
 
@@ -80,6 +89,8 @@ static int s_collect(const weft_wire_event_t *ev, void *arg)
         env.inst != c->req->inst || env.seq < c->req->from || env.seq > c->req->to)
         return 0;
     c->found++;
+    if (env.seq > c->top)
+        c->top = env.seq;
     if (c->filter && !s_wanted(c->req, ev->topic, ev->topic_size))
         return 0;
     held_t *h = malloc(sizeof(held_t) + ev->topic_size + ev->envelope_size + ev->payload_size);
@@ -110,6 +121,26 @@ static void s_send_events(void *push, zlistx_t *events)
     }
 }
 
+/*  FETCH of seqs from..to of r's source from the archive into list (filtered by r's prefixes).
+    Returns how many seqs of the range it held (any topic); *top gets the highest. */
+static uint64_t s_from_archive(const repair_req_t *r, uint64_t from, uint64_t to, zlistx_t *list,
+                               uint64_t *top)
+{
+    int err;
+    weft_ctl_t *ctl = weft_ctl_new(r->svc, &err);
+    if (!ctl)
+        return 0;
+    repair_req_t part = *r;
+    part.from = from;
+    part.to = to;
+    collect_t c = {list, &part, 0, 0, true};
+    weft_fetch_totals_t tot;
+    weft_ctl_fetch(ctl, r->inst, from, to, s_collect, &c, FETCH_TIMEOUT_MS, &tot, NULL);
+    weft_ctl_destroy(&ctl);
+    *top = c.top;
+    return c.found;
+}
+
 static void s_repair(void *push, const repair_req_t *r)
 {
     uint64_t wanted = r->to - r->from + 1;
@@ -118,14 +149,26 @@ static void s_repair(void *push, const repair_req_t *r)
     zlistx_t *from_outbox = zlistx_new(), *from_archive = zlistx_new();
     zlistx_set_destructor(from_outbox, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_destructor(from_archive, (zlistx_destructor_fn *)zstr_free);
-    int err;
-    if (r->ctl[0]) {
+    uint64_t top = 0;
+    bool ask_outbox = r->ctl[0] && !r->tail;
+    if (ask_outbox && r->down && r->svc[0]) {
+        /* A publisher marked down is most likely dead, and its FETCH would only time out:
+           the archive first; the outbox only if the archive lacks part of the range. */
+        if (s_from_archive(r, r->from, r->to, from_archive, &top) == wanted) {
+            missing = 0;
+            ask_outbox = false;
+        } else {
+            zlistx_purge(from_archive);
+        }
+    }
+    if (ask_outbox) {
+        int err;
         weft_ctl_t *ctl = weft_ctl_new(r->ctl, &err);
         if (ctl) {
             const char *pv[REPAIR_PREFIXES];
             for (size_t i = 0; i < r->nprefixes; i++)
                 pv[i] = r->prefixes[i];
-            collect_t c = {from_outbox, r, 0, false};
+            collect_t c = {from_outbox, r, 0, 0, false};
             weft_fetch_totals_t tot;
             int rc = weft_ctl_fetch_filtered(ctl, r->inst, r->from, r->to, pv, r->nprefixes,
                                              s_collect, &c, FETCH_TIMEOUT_MS, &tot, NULL);
@@ -138,25 +181,20 @@ static void s_repair(void *push, const repair_req_t *r)
             }
             weft_ctl_destroy(&ctl);
         }
-    }
-    if (missing && r->svc[0] && outbox_from > r->from) {
-        weft_ctl_t *ctl = weft_ctl_new(r->svc, &err);
-        if (ctl) {
-            repair_req_t sub = *r;
-            sub.to = outbox_from - 1;
-            collect_t c = {from_archive, &sub, 0, true};
-            weft_fetch_totals_t tot;
-            weft_ctl_fetch(ctl, r->inst, sub.from, sub.to, s_collect, &c, FETCH_TIMEOUT_MS, &tot,
-                           NULL);
-            missing = c.found >= missing ? 0 : missing - c.found;
-            weft_ctl_destroy(&ctl);
+        if (missing && r->svc[0] && outbox_from > r->from) {
+            uint64_t found = s_from_archive(r, r->from, outbox_from - 1, from_archive, &top);
+            missing = found >= missing ? 0 : missing - found;
         }
+    } else if (r->tail && r->svc[0]) {
+        s_from_archive(r, r->from, r->to, from_archive, &top);
     }
     /* Oldest first: the archive's part precedes the outbox's. */
     s_send_events(push, from_archive);
     s_send_events(push, from_outbox);
-    uint64_t done[4] = {r->inst, r->to, zlistx_size(from_archive) + zlistx_size(from_outbox),
-                        missing};
+    /* A tail request settles only what the archive had; nothing else is known to exist. */
+    uint64_t done[5] = {r->inst, r->tail ? (top ? top : r->from - 1) : r->to,
+                        zlistx_size(from_archive) + zlistx_size(from_outbox),
+                        r->tail ? 0 : missing, r->tail};
     static const uint64_t zero = 0;
     zmq_send(push, &zero, 8, ZMQ_SNDMORE);
     zmq_send(push, "D", 1, ZMQ_SNDMORE);
@@ -234,9 +272,10 @@ void node_repair_source_free(source_t *src)
     zlistx_destroy(&src->held);
 }
 
-/*  Asks the repair thread for seqs from..to of src. Returns false when it cannot (queue full,
-    no thread): the range is then counted unrepaired. */
-static bool s_request(self_t *self, source_t *src, uint64_t from, uint64_t to)
+/*  Asks the repair thread for seqs from..to of src (tail: what an archive holds of them).
+    Returns false when it cannot (queue full, no thread; for a tail, no archiver): the range is
+    then counted unrepaired, unless it is a tail. */
+static bool s_request(self_t *self, source_t *src, uint64_t from, uint64_t to, bool tail)
 {
     struct repairer_t *rp = s_repairer(self);
     if (to - from + 1 > REPAIR_RANGE_MAX) {
@@ -249,14 +288,20 @@ static bool s_request(self_t *self, source_t *src, uint64_t from, uint64_t to)
     r->inst = src->inst;
     r->from = from;
     r->to = to;
+    r->tail = tail;
     /* The publisher's control endpoint, even if it is marked down for now (a slow peer
        under load is exactly the one whose events went missing). */
     peer_t *pp = peers_lookup(self->peers, src->inst);
     if (pp && pp->ctl[0])
         snprintf(r->ctl, sizeof(r->ctl), "%s", pp->ctl);
+    r->down = !pp || pp->state == PEER_DOWN;
     weft_peer_info_t peer;
     if (node_actor_find_peer(self, 0, "archiver", NULL, &peer))
         snprintf(r->svc, sizeof(r->svc), "%s", peer.svc[0] ? peer.svc : peer.ctl);
+    if (tail && !r->svc[0]) {
+        free(r);
+        return false;
+    }
     /* The union of the repairing subscriptions' prefixes; "" (or too many) means all. */
     for (weft_sub_t *s = zlistx_first(self->subs); s; s = zlistx_next(self->subs)) {
         if (!s->repair || s->dead)
@@ -349,7 +394,7 @@ static bool s_start_as(self_t *self, source_t *src, uint64_t next, bool counted)
     uint64_t from = src->delivered + 1, to = next - 1;
     if (counted)
         atomic_fetch_add(&self->node->counters.gaps, to - from + 1);
-    if (s_request(self, src, from, to)) {
+    if (s_request(self, src, from, to, false)) {
         src->repairing = true;
         return true;
     }
@@ -365,6 +410,7 @@ static bool s_start(self_t *self, source_t *src, uint64_t next)
 }
 
 static void s_drain(self_t *self, source_t *src);
+static void s_drain_held(self_t *self, source_t *src);
 
 void node_repair_live(self_t *self, source_t *src, const char *topic, size_t topic_len,
                       const weft_envelope_t *env, const zmq_msg_t *env_frame,
@@ -445,6 +491,22 @@ void node_repair_tick(self_t *self, int64_t now)
     self->repair_awaiting = awaiting;
 }
 
+void node_repair_peer_down(self_t *self, uint64_t inst)
+{
+    if (self->repair_subs <= 0)
+        return;
+    source_t *src = node_actor_source(self, inst);
+    if (!src || src->delivered == 0)
+        return; /* nothing of it delivered: nothing of it is ours to miss */
+    if (src->repairing || (src->held && zlistx_size(src->held))) {
+        src->tail_wanted = true; /* once the repair under way is settled (s_drain) */
+        return;
+    }
+    src->tail_wanted = false;
+    if (s_request(self, src, src->delivered + 1, src->delivered + TAIL_FETCH_MAX, true))
+        src->repairing = true;
+}
+
 void node_repair_heartbeat(self_t *self, uint64_t inst, uint64_t seq)
 {
     source_t *src = node_actor_source(self, inst);
@@ -460,8 +522,16 @@ void node_repair_heartbeat(self_t *self, uint64_t inst, uint64_t seq)
     src->hb_seq = seq;
 }
 
-/*  Delivers held events in order until the next jump (which starts the next repair). */
+/*  Delivers held events in order until the next jump (which starts the next repair); then
+    asks for the tail of a source that went down meanwhile. */
 static void s_drain(self_t *self, source_t *src)
+{
+    s_drain_held(self, src);
+    if (src->tail_wanted && !src->repairing && (!src->held || zlistx_size(src->held) == 0))
+        node_repair_peer_down(self, src->inst);
+}
+
+static void s_drain_held(self_t *self, source_t *src)
 {
     while (src->held && zlistx_size(src->held) && !src->repairing) {
         held_t *h = zlistx_first(src->held);
@@ -506,11 +576,18 @@ void node_repair_handle(self_t *self, zmsg_t *msg)
             atomic_fetch_add(&self->node->counters.repaired, 1);
     } else if (kind == 'D' && zmsg_size(msg) == 3) {
         zframe_t *d = zmsg_next(msg);
-        if (zframe_size(d) != 4 * sizeof(uint64_t))
+        if (zframe_size(d) != 5 * sizeof(uint64_t))
             return;
-        uint64_t done[4];
+        uint64_t done[5];
         memcpy(done, zframe_data(d), sizeof(done));
         source_t *src = node_actor_source(self, done[0]);
+        if (done[4] && done[2]) {
+            /* A tail found only now: those events were missing all along. */
+            atomic_fetch_add(&self->node->counters.gaps, done[2]);
+            zsys_info("weft[%s]: %" PRIu64 " events of %016" PRIx64 " that went down were "
+                      "fetched from an archive (never received)",
+                      self->node->name, done[2], done[0]);
+        }
         if (done[3]) {
             atomic_fetch_add(&self->node->counters.unrepaired, done[3]);
             zsys_warning("weft[%s]: %" PRIu64 " events of %016" PRIx64
