@@ -536,7 +536,10 @@ static void s_send_hb(zsock_t *pub, int i)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 7);
+    /* Of the fabric this test runs in (WEFT_FABRIC_NAME, which the DLQ reads too). */
+    const char *fabric = getenv("WEFT_FABRIC_NAME");
+    msgpack_pack_map(&pk, 8);
+    pk_kv_str(&pk, "fabric", fabric && *fabric ? fabric : "weft");
     pk_kv_str(&pk, "name", s_names[i]);
     pk_kv_str(&pk, "role", "node");
     pk_kv_uint(&pk, "inst", F.inst[i]);
