@@ -17,6 +17,9 @@ struct discovery_t {
     bool auto_bind;            /* gossip/bind auto */
     char explicit_bind[256];   /* gossip/bind endpoint, or "" */
     char bound[256];           /* endpoint held now, or "" */
+    char held[256];            /* endpoint we bound once and announced: rebound after a restart */
+    bool dead;                 /* the gossip actor ended: revive it */
+    int64_t revived_ms;        /* when it was last revived (a clock for the back-off) */
     char key[32];              /* our tuple, for rejoins */
     char *value;
     zactor_t *gossip;
@@ -29,9 +32,19 @@ struct discovery_t {
 /*  Configures a fresh gossip actor. czmq's server engine switches the process's log stream to
     stdout when it is configured; programs whose stdout carries data (JSON lines) log to
     stderr, so once the actor has applied the setting (a STATUS round trip) stderr is put
-    back. */
+    back.
+    zgossip ends its actor on the first message it cannot parse, on its ROUTER or from a seed
+    (czmq's engine returns -1 from the reader, which stops its zloop). Ephemeral ports are
+    reused at once by other processes, so such a message arrives sooner or later: a control
+    PING of a node probing a dead peer whose control port our seed now has, or a control
+    ROUTER answering our HELLO from our dead seed's port. The node's thread must then never
+    block on the actor's pipe (a send to a PAIR whose peer has gone blocks forever): sends give
+    up at once and replies are waited for at most a second. The actor's end is noticed by its
+    farewell signal (discovery_recv) and the actor is revived. */
 static void s_configure(zactor_t *gossip)
 {
+    zsock_set_sndtimeo(zactor_sock(gossip), 0);
+    zsock_set_rcvtimeo(zactor_sock(gossip), 1000);
     zstr_sendx(gossip, "SET", "server/timeout", "0", NULL);
     zstr_sendx(gossip, "STATUS", NULL);
     char *cmd = NULL, *n = NULL;
@@ -75,17 +88,36 @@ static bool s_can_bind(const char *endpoint)
 /*  Binds the gossip actor; on success records the endpoint (with the real port). */
 static bool s_bind(discovery_t *self, const char *endpoint)
 {
-    zstr_sendx(self->gossip, "BIND", endpoint, NULL);
-    zstr_sendx(self->gossip, "PORT", NULL);
-    char *cmd = NULL, *port = NULL;
-    zstr_recvx(self->gossip, &cmd, &port, NULL);
-    int p = port ? atoi(port) : -1;
-    zstr_free(&cmd);
-    zstr_free(&port);
+    /* "tcp://host:*": a random free port, not czmq's lowest free one (see node_actor.c) */
+    char random[256];
+    size_t n = strlen(endpoint);
+    if (strncmp(endpoint, "tcp://", 6) == 0 && n >= 2 && n < sizeof(random) &&
+        strcmp(endpoint + n - 2, ":*") == 0) {
+        snprintf(random, sizeof(random), "%.*s:!", (int)(n - 2), endpoint);
+        endpoint = random;
+    }
+    if (zstr_sendx(self->gossip, "BIND", endpoint, NULL) != 0 ||
+        zstr_sendx(self->gossip, "PORT", NULL) != 0)
+        return false; /* the actor has ended */
+    /* The reply may come after tuples delivered meanwhile (those are lost, as before). */
+    int p = -1;
+    bool replied = false;
+    for (int i = 0; i < 1000 && !replied; i++) {
+        char *cmd = NULL, *port = NULL;
+        if (zstr_recvx(self->gossip, &cmd, &port, NULL) < 0)
+            replied = true; /* no reply within the receive timeout */
+        else if (cmd && streq(cmd, "PORT")) {
+            replied = true;
+            p = port ? atoi(port) : -1;
+        }
+        zstr_free(&cmd);
+        zstr_free(&port);
+    }
     const char *colon = strrchr(endpoint, ':');
     if (p <= 0 || !colon)
         return false;
     snprintf(self->bound, sizeof(self->bound), "%.*s:%d", (int)(colon - endpoint), endpoint, p);
+    snprintf(self->held, sizeof(self->held), "%s", self->bound);
     return true;
 }
 
@@ -219,12 +251,27 @@ zsock_t *discovery_watch_socket(discovery_t *self)
     return self->watch_events;
 }
 
+static void s_revive(discovery_t *self);
+
 int discovery_recv(discovery_t *self, char **key, char **value)
 {
     *key = *value = NULL;
     zmsg_t *msg = zmsg_recv(self->gossip);
     if (!msg)
         return -1;
+    if (zmsg_signal(msg) >= 0) { /* the actor's farewell: it ended (see s_configure) */
+        zmsg_destroy(&msg);
+        self->dead = true;
+        if (zsys_interrupted)
+            return -1; /* zgossip also ends on SIGINT/SIGTERM: the node is stopping */
+        zsys_warning("weft[%s]: the gossip service stopped (zgossip ends on a message it "
+                     "cannot parse); restarting it", self->name);
+        /* At once, so that a seed we hold is bound again before another process takes the
+           port; a gossip service that keeps dying is revived by discovery_tick only. */
+        if (zclock_mono() - self->revived_ms >= 1000)
+            s_revive(self);
+        return -1;
+    }
     char *cmd = zmsg_popstr(msg);
     int rc = -1;
     if (cmd && streq(cmd, "DELIVER") && zmsg_size(msg) == 2) {
@@ -247,8 +294,41 @@ static void s_restart(discovery_t *self)
     if (!self->gossip)
         return;
     s_configure(self->gossip);
+    self->dead = false;
     for (int i = 0; i < self->nseeds; i++)
         zstr_sendx(self->gossip, "CONNECT", self->seeds[i], NULL);
+    if (self->value)
+        zstr_sendx(self->gossip, "PUBLISH", self->key, self->value, NULL);
+}
+
+/*  Replaces a gossip actor that ended. A seed we held is bound again (its port is released
+    when the dead actor's ROUTER closes, shortly after its farewell); if that fails, we hold
+    nothing for now and discovery_tick tries again. The seeds' holders learn our tuples again
+    from the fresh actor's HELLO and PUBLISH; clients of our seed reconnect by themselves. */
+static void s_revive(discovery_t *self)
+{
+    self->revived_ms = zclock_mono();
+    bool held = self->bound[0] != 0;
+    self->bound[0] = 0;
+    zsock_set_rcvtimeo(zactor_sock(self->gossip), 0);
+    zactor_destroy(&self->gossip);
+    self->gossip = zactor_new(zgossip, self->name);
+    if (!self->gossip) {
+        zsys_error("weft[%s]: cannot restart the gossip service", self->name);
+        return; /* self->dead stays: discovery_tick tries again */
+    }
+    s_configure(self->gossip);
+    self->dead = false;
+    if (held) {
+        for (int i = 0; i < 50 && !s_can_bind(self->held); i++)
+            zclock_sleep(2);
+        if (!s_bind(self, self->held))
+            zsys_warning("weft[%s]: cannot bind the gossip seed %s again yet", self->name,
+                         self->held);
+    }
+    for (int i = 0; i < self->nseeds; i++)
+        if (!s_is_ours(self, i))
+            zstr_sendx(self->gossip, "CONNECT", self->seeds[i], NULL);
     if (self->value)
         zstr_sendx(self->gossip, "PUBLISH", self->key, self->value, NULL);
 }
@@ -292,10 +372,22 @@ bool discovery_handle_watch(discovery_t *self)
 
 bool discovery_tick(discovery_t *self)
 {
+    if (self->dead) {
+        if (zsys_interrupted)
+            return false;
+        s_revive(self);
+        if (self->dead)
+            return false;
+        if (self->bound[0])
+            return true;
+    }
     if (self->bound[0])
         return false;
     const char *want = NULL;
-    if (self->explicit_bind[0])
+    if (self->held[0])
+        want = s_can_bind(self->held) ? self->held : NULL; /* ours, lost when our gossip
+                                                                service ended */
+    else if (self->explicit_bind[0])
         want = self->explicit_bind;
     else if (self->auto_bind && self->nseeds && s_is_local(self->seeds[0]) &&
              s_can_bind(self->seeds[0]))

@@ -15,7 +15,11 @@
         expiry is switched off;
       - a client whose seed restarted is unknown to the new seed and never hears of new nodes:
         a watcher connection to each seed notices the reconnection, and the node then rejoins
-        (a fresh gossip actor says HELLO again and re-announces the node).
+        (a fresh gossip actor says HELLO again and re-announces the node);
+      - its actor ends for good on the first message it cannot parse (any stray client on the
+        seed's port, or whatever listens on a dead seed's port): the node never blocks on the
+        actor's pipe, notices its end and starts a fresh one, on the same port when it held a
+        seed.
 */
 #ifndef WEFT_DISCOVERY_H_INCLUDED
 #define WEFT_DISCOVERY_H_INCLUDED

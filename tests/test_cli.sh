@@ -74,6 +74,22 @@ check "... none from the blue one" test "$(grep -c 'cli-pub-blue' "$dir/out3")" 
 check "an invalid fabric name is refused" test $? -ne 0
 check "... with a message naming fabric/name" grep -q "fabric/name" "$dir/err4"
 
+# 2c. A stray request on the gossip seed's port (another test's node probing a dead peer whose
+#     control port the seed now has) stops czmq's zgossip service: the seed's holder restarts
+#     it on the same port, and a publisher started afterwards still finds the subscriber.
+"$weft" sub stray. --name cli-sub-stray --seed none --gossip-bind 'tcp://127.0.0.1:*' \
+    --print-endpoint --count 3 --timeout 10 --ready-file "$dir/ready5" >"$dir/out5" 2>"$dir/err5" &
+sub5=$!; pids="$pids $sub5"
+check "the subscriber holding the seed becomes ready" wait_file "$dir/ready5" 10
+seed5=$(sed -n 's/.*gossip=\([^ ]*\).*/\1/p' "$dir/err5" | head -n 1)
+"$weft" archive info --archiver "$seed5" --timeout 0.5 --seed none --gossip-bind none \
+    >/dev/null 2>&1
+"$weft" pub stray.x '{}' --count 3 --seed "$seed5" --name cli-pub-stray --linger 0.5 --quiet
+wait "$sub5"
+check "after a stray request on its seed, the subscriber still gets 3 events (exit 0)" \
+    test $? -eq 0
+check "... and says it restarted its gossip service" grep -q "gossip service stopped" "$dir/err5"
+
 # 3. Errors and help.
 "$weft" pub _weft.hb '{}' --seed none --gossip-bind none --wait 0 --linger 0 >/dev/null 2>&1
 check "publishing on the reserved prefix fails with 1" test $? -eq 1
