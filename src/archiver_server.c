@@ -12,6 +12,7 @@
 #include <inttypes.h>
 
 #include "archiver_internal.h"
+#include "bind_util.h"
 #include "ctl_proto.h"
 
 typedef struct {
@@ -515,7 +516,9 @@ void archiver_server(zsock_t *pipe, void *args)
     sv.streams = ctl_streams_new();
     msgpack_sbuffer_init(&sv.sb);
     const char *bind = sv.arch->opts.svc_bind ? sv.arch->opts.svc_bind : "tcp://127.0.0.1:*";
-    int ok = sv.router && sv.commits && zsock_bind(sv.router, "%s", bind) >= 0 &&
+    char bind_random[256];
+    bind_util_endpoint(bind, bind_random, sizeof(bind_random));
+    int ok = sv.router && sv.commits && zsock_bind(sv.router, "%s", bind_random) >= 0 &&
              zsock_bind(sv.commits, "%s", sv.arch->commit_endpoint) == 0;
     if (ok) {
         zsock_set_linger(sv.router, 0);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bind_util.h"
 #include "weft/error.h"
 
 #define SEEDS_MAX 16
@@ -88,14 +89,8 @@ static bool s_can_bind(const char *endpoint)
 /*  Binds the gossip actor; on success records the endpoint (with the real port). */
 static bool s_bind(discovery_t *self, const char *endpoint)
 {
-    /* "tcp://host:*": a random free port, not czmq's lowest free one (see node_actor.c) */
     char random[256];
-    size_t n = strlen(endpoint);
-    if (strncmp(endpoint, "tcp://", 6) == 0 && n >= 2 && n < sizeof(random) &&
-        strcmp(endpoint + n - 2, ":*") == 0) {
-        snprintf(random, sizeof(random), "%.*s:!", (int)(n - 2), endpoint);
-        endpoint = random;
-    }
+    endpoint = bind_util_endpoint(endpoint, random, sizeof(random));
     if (zstr_sendx(self->gossip, "BIND", endpoint, NULL) != 0 ||
         zstr_sendx(self->gossip, "PORT", NULL) != 0)
         return false; /* the actor has ended */

@@ -2,6 +2,7 @@
     (role "dlq", announcing the endpoint as its service) and the service thread, and adds the
     DLQ's figures to the node's heartbeats (key "dlq", a snapshot the service thread keeps).
 */
+#include "bind_util.h"
 #include "dlq_internal.h"
 
 void dlq_opts_defaults(dlq_opts_t *o)
@@ -130,7 +131,9 @@ dlq_t *dlq_new(const dlq_opts_t *opts, int *err, char *why, size_t why_cap)
     }
     const char *bind = opts->svc_bind ? opts->svc_bind : "tcp://127.0.0.1:*";
     self->router = zsock_new(ZMQ_ROUTER);
-    if (!self->router || zsock_bind(self->router, "%s", bind) < 0) {
+    char bind_random[256];
+    if (!self->router ||
+        zsock_bind(self->router, "%s", bind_util_endpoint(bind, bind_random, sizeof(bind_random))) < 0) {
         *err = WEFT_ENET;
         snprintf(why, why_cap, "cannot bind the service endpoint %s", bind);
         dlq_destroy(&self);

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 
+#include "bind_util.h"
 #include "ctl_proto.h"
 #include "discovery.h"
 #include "heartbeat.h"
@@ -1108,19 +1109,6 @@ static void s_any_port(const char *endpoint, char *out, size_t cap)
         snprintf(out, cap, "tcp://127.0.0.1:*");
 }
 
-/*  zsock_bind gives "tcp://host:*" the lowest free port from 49152 up, so a port a dead node
-    of any process on this host had is handed out again at once, and the dead node's peers
-    (reconnecting, probing) reach whatever binds it next. "!" makes czmq start its search at a
-    random port of the same range instead. */
-static void s_random_port(const char *endpoint, char *out, size_t cap)
-{
-    size_t n = strlen(endpoint);
-    if (strncmp(endpoint, "tcp://", 6) == 0 && n >= 2 && strcmp(endpoint + n - 2, ":*") == 0)
-        snprintf(out, cap, "%.*s:!", (int)(n - 2), endpoint);
-    else
-        snprintf(out, cap, "%s", endpoint);
-}
-
 /*  Replaces a wildcard host in a bound endpoint by node/advertise (or 127.0.0.1). */
 static void s_advertised(weft_node_t *node, const char *bound, char *out, size_t cap)
 {
@@ -1158,8 +1146,7 @@ static int s_start(self_t *self)
     zsock_set_linger(self->sub, 0);
     const char *bind = weft_config_get(cfg, "node/bind");
     char sub_bind[256];
-    s_random_port(bind, sub_bind, sizeof(sub_bind));
-    if (zsock_bind(self->sub, "%s", sub_bind) < 0) {
+    if (zsock_bind(self->sub, "%s", bind_util_endpoint(bind, sub_bind, sizeof(sub_bind))) < 0) {
         zsys_error("weft[%s]: cannot bind SUB on %s: %s", node->name, bind, zmq_strerror(zmq_errno()));
         return WEFT_ENET;
     }
@@ -1170,8 +1157,7 @@ static int s_start(self_t *self)
     else
         s_any_port(bind, ctl_bind, sizeof(ctl_bind));
     char ctl_random[256];
-    s_random_port(ctl_bind, ctl_random, sizeof(ctl_random));
-    if (zsock_bind(self->ctl, "%s", ctl_random) < 0) {
+    if (zsock_bind(self->ctl, "%s", bind_util_endpoint(ctl_bind, ctl_random, sizeof(ctl_random))) < 0) {
         zsys_error("weft[%s]: cannot bind control on %s: %s", node->name, ctl_bind,
                    zmq_strerror(zmq_errno()));
         return WEFT_ENET;
