@@ -882,12 +882,13 @@ TEST_CASE("malformed and unknown requests get ERR with a code", t_malformed)
 }
 
 /*  The tail of a dead publisher. A repairing subscriber stops reading (its handler blocks)
-    while a publisher in another process sends a burst larger than its socket buffers: its
-    queues fill and it misses the rest, which the archiver stores. The publisher is killed with SIGKILL; nothing it sent after the
-    subscriber stopped reading reached it, no later event or heartbeat announces the missing
+    while a publisher in another process sends a 24 MB burst, more than its socket buffers hold
+    (loopback TCP buffers grow to about 10 MB): its queues fill and it misses the rest, which
+    the archiver stores. The publisher is killed with SIGKILL; nothing it sent after the
+    subscriber's queues filled reached it, no later event or heartbeat announces the missing
     seqs, and its outbox is gone. When the subscriber marks it down, it must fetch them from
     the archive: every seq exactly once, in order. */
-#define TAIL_EVENTS 2000
+#define TAIL_EVENTS 3000
 
 typedef struct {
     atomic_bool release;
@@ -933,7 +934,7 @@ static int s_tail_publisher(const char *seed, int count, const char *done)
         weft_node_wait_peer_named(node, "tail-sub", 10000) != WEFT_OK ||
         weft_node_wait_peers(node, 5000) < 2)
         return 1;
-    /* 16 MB in all: more than the subscriber's socket buffers hold, so once they are full
+    /* 24 MB in all: more than the subscriber's socket buffers hold, so once they are full
        its queue stays full and everything later - events and heartbeats - is dropped. */
     static char payload[8192];
     memset(payload, 't', sizeof(payload));
