@@ -20,7 +20,7 @@ struct discovery_t {
     char bound[256];           /* endpoint held now, or "" */
     char held[256];            /* endpoint we bound once and announced: rebound after a restart */
     bool dead;                 /* the gossip actor ended: revive it */
-    int64_t revived_ms;        /* when it was last revived (a clock for the back-off) */
+    int64_t revived_ms;        /* when the actor was last renewed (a clock for the back-off) */
     char key[32];              /* our tuple, for rejoins */
     char *value;
     zactor_t *gossip;
@@ -206,7 +206,7 @@ void discovery_destroy(discovery_t **self_p)
     /* zgossip ends by itself on SIGINT, and its farewell signal may already have been read
        as a message: do not wait for it forever. */
     if (self->gossip)
-        zsock_set_rcvtimeo(zactor_sock(self->gossip), 1000);
+        zsock_set_rcvtimeo(zactor_sock(self->gossip), self->dead ? 0 : 1000);
     zactor_destroy(&self->gossip);
     for (int i = 0; i < self->nseeds; i++)
         free(self->seeds[i]);
@@ -233,12 +233,13 @@ void discovery_announce(discovery_t *self, const char *key, const char *value)
     snprintf(self->key, sizeof(self->key), "%s", key);
     free(self->value);
     self->value = strdup(value);
-    zstr_sendx(self->gossip, "PUBLISH", key, value, NULL);
+    if (self->gossip) /* else announced by the actor's restart */
+        zstr_sendx(self->gossip, "PUBLISH", key, value, NULL);
 }
 
 zsock_t *discovery_socket(discovery_t *self)
 {
-    return zactor_sock(self->gossip);
+    return self->gossip ? zactor_sock(self->gossip) : NULL;
 }
 
 zsock_t *discovery_watch_socket(discovery_t *self)
@@ -246,7 +247,7 @@ zsock_t *discovery_watch_socket(discovery_t *self)
     return self->watch_events;
 }
 
-static void s_revive(discovery_t *self);
+static void s_renew(discovery_t *self);
 
 int discovery_recv(discovery_t *self, char **key, char **value)
 {
@@ -264,7 +265,7 @@ int discovery_recv(discovery_t *self, char **key, char **value)
         /* At once, so that a seed we hold is bound again before another process takes the
            port; a gossip service that keeps dying is revived by discovery_tick only. */
         if (zclock_mono() - self->revived_ms >= 1000)
-            s_revive(self);
+            s_renew(self);
         return -1;
     }
     char *cmd = zmsg_popstr(msg);
@@ -279,38 +280,25 @@ int discovery_recv(discovery_t *self, char **key, char **value)
     return rc;
 }
 
-/*  Replaces the gossip actor by a fresh one connected to every seed, re-announcing us. Only
-    for a node that holds no seed (a fresh actor could not rebind a port at once). */
-static void s_restart(discovery_t *self)
-{
-    zsock_set_rcvtimeo(zactor_sock(self->gossip), 1000);
-    zactor_destroy(&self->gossip);
-    self->gossip = zactor_new(zgossip, self->name);
-    if (!self->gossip)
-        return;
-    s_configure(self->gossip);
-    self->dead = false;
-    for (int i = 0; i < self->nseeds; i++)
-        zstr_sendx(self->gossip, "CONNECT", self->seeds[i], NULL);
-    if (self->value)
-        zstr_sendx(self->gossip, "PUBLISH", self->key, self->value, NULL);
-}
-
-/*  Replaces a gossip actor that ended. A seed we held is bound again (its port is released
-    when the dead actor's ROUTER closes, shortly after its farewell); if that fails, we hold
-    nothing for now and discovery_tick tries again. The seeds' holders learn our tuples again
-    from the fresh actor's HELLO and PUBLISH; clients of our seed reconnect by themselves. */
-static void s_revive(discovery_t *self)
+/*  Replaces the gossip actor by a fresh one, connected to every seed it does not hold, with
+    our tuple announced: to rejoin a seed that restarted (a node that holds no seed), or after
+    the actor ended. A seed held before is bound again on the same port (it is released when
+    the ended actor's ROUTER closes, shortly after its farewell); if that fails, nothing is held
+    for now and discovery_tick tries again. The seeds' holders learn our tuples again from the
+    fresh actor's HELLO and PUBLISH; clients of our seed reconnect by themselves. */
+static void s_renew(discovery_t *self)
 {
     self->revived_ms = zclock_mono();
     bool held = self->bound[0] != 0;
     self->bound[0] = 0;
-    zsock_set_rcvtimeo(zactor_sock(self->gossip), 0);
+    if (self->gossip) /* a live actor answers its $TERM; an ended one never will */
+        zsock_set_rcvtimeo(zactor_sock(self->gossip), self->dead ? 0 : 1000);
     zactor_destroy(&self->gossip);
     self->gossip = zactor_new(zgossip, self->name);
     if (!self->gossip) {
         zsys_error("weft[%s]: cannot restart the gossip service", self->name);
-        return; /* self->dead stays: discovery_tick tries again */
+        self->dead = true; /* discovery_tick tries again */
+        return;
     }
     s_configure(self->gossip);
     self->dead = false;
@@ -354,7 +342,7 @@ bool discovery_handle_watch(discovery_t *self)
                        zgossip open a fresh link and say HELLO (the old link stays idle). */
                     zstr_sendx(self->gossip, "CONNECT", self->seeds[i], NULL);
                 } else {
-                    s_restart(self); /* a fresh gossip actor: HELLO to every seed, announce */
+                    s_renew(self); /* a fresh gossip actor: HELLO to every seed, announce */
                 }
                 rejoined = true;
             }
@@ -370,7 +358,7 @@ bool discovery_tick(discovery_t *self)
     if (self->dead) {
         if (zsys_interrupted)
             return false;
-        s_revive(self);
+        s_renew(self);
         if (self->dead)
             return false;
         if (self->bound[0])

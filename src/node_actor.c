@@ -1284,14 +1284,15 @@ void node_actor(zsock_t *pipe, void *args)
     tick_ms = tick_ms < 10 ? 10 : tick_ms > 250 ? 250 : tick_ms;
     bool streams_busy = false;
     while (!self->terminated) {
+        /* No gossip actor while a failed restart waits for its retry (discovery_tick). */
+        zsock_t *gossip = self->discovery ? discovery_socket(self->discovery) : NULL;
         zmq_pollitem_t items[7] = {
             {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->ctl), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->monitor), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->catchup_in), 0, ZMQ_POLLIN, 0},
-            {self->discovery ? zsock_resolve(discovery_socket(self->discovery)) : NULL, 0,
-             ZMQ_POLLIN, 0},
+            {gossip ? zsock_resolve(gossip) : NULL, 0, gossip ? ZMQ_POLLIN : 0, 0},
             {self->discovery ? zsock_resolve(discovery_watch_socket(self->discovery)) : NULL, 0,
              ZMQ_POLLIN, 0},
         };
