@@ -115,14 +115,14 @@ int node_durable_open(self_t *self, weft_sub_t *sub, const char *name, int64_t *
                 end = p; /* not a checkpoint: start afresh */
             while (end - p >= (v2 ? 28 : 24) && zhashx_size(d->sources) < DURABLE_SOURCES_MAX) {
                 ckpt_t *c = calloc(1, sizeof(*c));
-                assert(c);
+                if (!c)
+                    break; /* out of memory: the sources not read are at-least-once */
                 c->inst = lmdb_util_get_u64(p);
                 c->seq = lmdb_util_get_u64(p + 8);
                 c->ts = (int64_t)lmdb_util_get_u64(p + 16);
                 p += 24;
                 if (v2) {
-                    uint32_t n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                                 (uint32_t)p[2] << 8 | p[3];
+                    uint32_t n = lmdb_util_get_u32(p);
                     p += 4;
                     if (n > RANGES_MAX || (size_t)(end - p) < n * 16u) {
                         free(c);
@@ -199,19 +199,24 @@ static void s_add(ckpt_t *c, uint64_t seq)
     }
 }
 
+/*  The checkpoint of source inst; hex receives its key (17 bytes). */
+static ckpt_t *s_ckpt(durable_t *d, uint64_t inst, char *hex)
+{
+    snprintf(hex, 17, "%016" PRIx64, inst);
+    return zhashx_lookup(d->sources, hex);
+}
+
 bool node_durable_seen(weft_sub_t *sub, const weft_envelope_t *env)
 {
     char hex[17];
-    snprintf(hex, sizeof(hex), "%016" PRIx64, env->inst);
-    ckpt_t *c = zhashx_lookup(sub->durable->sources, hex);
+    ckpt_t *c = s_ckpt(sub->durable, env->inst, hex);
     return c && s_has(c, env->seq);
 }
 
 bool node_durable_mark(const weft_sub_t *sub, uint64_t inst, uint64_t *mark)
 {
     char hex[17];
-    snprintf(hex, sizeof(hex), "%016" PRIx64, inst);
-    const ckpt_t *c = zhashx_lookup(sub->durable->sources, hex);
+    const ckpt_t *c = s_ckpt(sub->durable, inst, hex);
     if (c && mark)
         *mark = c->seq;
     return c != NULL;
@@ -221,8 +226,7 @@ void node_durable_record(weft_sub_t *sub, const weft_envelope_t *env)
 {
     durable_t *d = sub->durable;
     char hex[17];
-    snprintf(hex, sizeof(hex), "%016" PRIx64, env->inst);
-    ckpt_t *c = zhashx_lookup(d->sources, hex);
+    ckpt_t *c = s_ckpt(d, env->inst, hex);
     if (!c) {
         if (zhashx_size(d->sources) >= DURABLE_SOURCES_MAX)
             return; /* bounded: such a source is only at-least-once */
@@ -261,10 +265,7 @@ static void s_flush_one(self_t *self, durable_t *d)
         lmdb_util_put_u64(p, c->inst);
         lmdb_util_put_u64(p + 8, c->seq);
         lmdb_util_put_u64(p + 16, (uint64_t)c->ts);
-        p[24] = (uint8_t)(c->n >> 24);
-        p[25] = (uint8_t)(c->n >> 16);
-        p[26] = (uint8_t)(c->n >> 8);
-        p[27] = (uint8_t)c->n;
+        lmdb_util_put_u32(p + 24, c->n);
         p += 28;
         for (uint32_t k = 0; k < c->n; k++, p += 16) {
             lmdb_util_put_u64(p, c->ranges[k].from);
