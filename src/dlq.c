@@ -132,8 +132,8 @@ dlq_t *dlq_new(const dlq_opts_t *opts, int *err, char *why, size_t why_cap)
     const char *bind = opts->svc_bind ? opts->svc_bind : "tcp://127.0.0.1:*";
     self->router = zsock_new(ZMQ_ROUTER);
     char bind_random[256];
-    if (!self->router ||
-        zsock_bind(self->router, "%s", bind_util_endpoint(bind, bind_random, sizeof(bind_random))) < 0) {
+    bind_util_endpoint(bind, bind_random, sizeof(bind_random));
+    if (!self->router || zsock_bind(self->router, "%s", bind_random) < 0) {
         *err = WEFT_ENET;
         snprintf(why, why_cap, "cannot bind the service endpoint %s", bind);
         dlq_destroy(&self);

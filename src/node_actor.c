@@ -1157,7 +1157,8 @@ static int s_start(self_t *self)
     else
         s_any_port(bind, ctl_bind, sizeof(ctl_bind));
     char ctl_random[256];
-    if (zsock_bind(self->ctl, "%s", bind_util_endpoint(ctl_bind, ctl_random, sizeof(ctl_random))) < 0) {
+    bind_util_endpoint(ctl_bind, ctl_random, sizeof(ctl_random));
+    if (zsock_bind(self->ctl, "%s", ctl_random) < 0) {
         zsys_error("weft[%s]: cannot bind control on %s: %s", node->name, ctl_bind,
                    zmq_strerror(zmq_errno()));
         return WEFT_ENET;

@@ -14,9 +14,10 @@
     unrepaired. For a publisher marked down (most likely dead, its FETCH would only time out)
     the archive is asked first. When a publisher goes down, the archive is also asked for
     whatever it holds past the last seq delivered (its tail: events that never reached us and
-    that no later event or heartbeat will announce). Bounds: REPAIR_QUEUE requests wait, REPAIR_RANGE_MAX seqs per request,
-    HELD_MAX held events per source (beyond it, events are delivered as they come and the
-    order of that source is no longer guaranteed; counted in the log).
+    that no later event or heartbeat will announce). Bounds: REPAIR_QUEUE requests wait,
+    REPAIR_RANGE_MAX seqs per request (tails included), HELD_MAX held events per source
+    (beyond it, events are delivered as they come and the order of that source is no longer
+    guaranteed; counted in the log).
 */
 #include <inttypes.h>
 #include <pthread.h>
@@ -30,8 +31,8 @@
 #define HELD_MAX 100000
 #define FETCH_TIMEOUT_MS 3000
 #define NEW_SOURCE_FETCH_MAX 10000 /* a new source's earlier events looked for, at most */
-#define TAIL_FETCH_MAX 100000      /* seqs past the last one delivered asked of the archive
-                                      when a source's node goes down */
+#define TAIL_FETCH_MAX REPAIR_RANGE_MAX /* seqs past the last one delivered asked of the
+                                           archive when a source's node goes down */
 
 typedef struct {
     uint64_t inst, from, to;

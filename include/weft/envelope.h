@@ -28,7 +28,7 @@ extern "C" {
 #define WEFT_ID_SIZE 16                /* bytes of an event id (UUIDv7 layout) */
 #define WEFT_ID_STR 37                 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
 #define WEFT_NAME_MAX 255              /* bytes of src, corr, trace, reply, tenant */
-#define WEFT_FABRIC_MAX 64             /* bytes of a fabric name (setting fabric/name; gossip, heartbeats) */
+#define WEFT_FABRIC_MAX 64             /* bytes of a fabric name (fabric/name setting) */
 #define WEFT_CT_MAX 127                /* bytes of ct */
 #define WEFT_HEADERS_MAX 64            /* entries in h */
 #define WEFT_FABRIC_PREFIX "_weft."    /* topics reserved for the fabric itself */
