@@ -912,13 +912,11 @@ static int s_put_body(dlq_store_t *s, MDB_txn *txn, wctx_t *w, void *arg)
     }
     *l = *in;
     l->state = DLQ_PENDING;
-    for (int tries = 0;; tries++) {
-        s_new_id(s, l->id);
-        rc = s_store(s, txn, w, l, in->envelope, in->envelope_size, in->payload,
-                     in->payload_size, MDB_NOOVERWRITE);
-        if (rc != MDB_KEYEXIST || tries == 8)
-            break;
-    }
+    /* A new id is greater than every key stored (s_new_id), so it cannot exist already;
+       NOOVERWRITE still turns a damaged store's surprise into an error, not an overwrite. */
+    s_new_id(s, l->id);
+    rc = s_store(s, txn, w, l, in->envelope, in->envelope_size, in->payload, in->payload_size,
+                 MDB_NOOVERWRITE);
     if (!rc && !w->code) {
         rc = s_index(s, txn, l, true);
         if (rc)
