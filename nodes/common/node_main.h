@@ -1,6 +1,6 @@
 /*  node_main.h - what the mains of the service nodes (nodes/archiver, nodes/dlq) share around
-    the library object they run: the node options of their command line (--seed,
-    --gossip-bind, --bind, --config, and their help text), logging to stderr, the gossip seed
+    the library object they run: the node options of their command line (--fabric, --seed,
+    --gossip-bind, --connect, --bind, --config, and their help text), logging to stderr, the gossip seed
     in the line they print at start, then the ready file that tells scripts and tests the
     service endpoint and the wait for SIGINT or SIGTERM. Each main keeps its own option loop
     and offers each valued option to node_main_option.
@@ -16,9 +16,10 @@
 /*  The "node options:" section of --help, ending with -v and -h (static string). */
 extern const char *node_main_help;
 
-/*  If opt is --seed, --gossip-bind, --bind or --config, applies it with its value to cfg, sets
-    *rc to 0 (or non-zero when cfg refuses the value) and returns true; returns false for any
-    other option. --connect and -v stay with each main. */
+/*  If opt is --fabric, --seed, --gossip-bind, --connect (repeatable: the lists add up),
+    --bind or --config, applies it with its value to cfg, sets *rc to 0 (or non-zero when cfg
+    refuses the value, or the --connect list grows past 4 KiB) and returns true; returns false
+    for any other option. -v stays with each main. */
 bool node_main_option(weft_config_t *cfg, const char *opt, const char *value, int *rc);
 
 /*  Starts czmq's logging for the program: ident, and every line on stderr. */
